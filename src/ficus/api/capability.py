@@ -1,0 +1,66 @@
+"""The CapabilityStatement (`GET /metadata`), generated from what this server implements."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from ficus import __version__
+from ficus.fhirtime import format_instant, now_micros
+
+if TYPE_CHECKING:
+    from ficus.api.interactions import Interactions
+
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+INDEXED_TYPES = frozenset({"number", "date", "string", "token", "reference", "quantity", "uri"})
+
+
+def capability_statement(interactions: Interactions) -> dict:
+    return _build(interactions.settings.base_url, interactions)
+
+
+@functools.lru_cache(maxsize=4)
+def _build(base_url: str, interactions: Interactions) -> dict:
+    definitions = interactions.definitions
+    resources = []
+    for res_type in sorted(definitions.resource_types):
+        params = definitions.search_parameters_for(res_type)
+        resources.append({
+            "type": res_type,
+            "profile": f"http://hl7.org/fhir/StructureDefinition/{res_type}",
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "searchParam": [
+                {"name": code, "definition": param.url, "type": param.type}
+                for code, param in sorted(params.items())
+                if param.type in INDEXED_TYPES
+            ],
+        })
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": format_instant(now_micros()),
+        "publisher": "Ficus",
+        "kind": "instance",
+        "software": {"name": "Ficus", "version": __version__},
+        "implementation": {"description": "Ficus FHIR R4 server", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+            "searchParam": [
+                {"name": "_id", "type": "token"},
+                {"name": "_lastUpdated", "type": "date"},
+            ],
+        }],
+    }

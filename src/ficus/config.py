@@ -1,0 +1,30 @@
+"""Settings from the environment (`FICUS_*`) and command-line flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///data/ficus.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    base_url: str = "http://127.0.0.1:8080/fhir"
+    default_count: int = 50
+    max_count: int = 1000
+    max_body_bytes: int = 64 * 1024 * 1024
+    validate_writes: bool = True
+
+    @classmethod
+    def from_environment(cls, host: str = "127.0.0.1", port: int = 8080) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=env.get("FICUS_DATABASE_URL", DEFAULT_DATABASE_URL),
+            base_url=env.get("FICUS_BASE_URL", f"http://{host}:{port}/fhir").rstrip("/"),
+            default_count=int(env.get("FICUS_DEFAULT_COUNT", "50")),
+            max_count=int(env.get("FICUS_MAX_COUNT", "1000")),
+            max_body_bytes=int(env.get("FICUS_MAX_BODY_BYTES", str(64 * 1024 * 1024))),
+            validate_writes=env.get("FICUS_VALIDATE", "1") not in ("0", "false", "no"),
+        )

@@ -1,0 +1,34 @@
+"""Search: FHIR query parameters compiled to SQL over the typed index tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ficus.search.query import Criterion, build_where, parse_criteria
+from ficus.spec import Definitions
+from ficus.store.database import Cursor
+from ficus.store.repository import Version
+
+__all__ = ["Criterion", "find_ids", "parse_criteria", "search_versions"]
+
+
+def find_ids(tx: Cursor, definitions: Definitions, res_type: str, pairs: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:
+    """Ids of current resources matching a query (conditional operations need at most two)."""
+    where, params = build_where(definitions, res_type, parse_criteria(pairs))
+    rows = tx.execute(f"SELECT r.res_id FROM resource r WHERE {where} ORDER BY r.rid LIMIT ?", (*params, limit)).fetchall()
+    return [row[0] for row in rows]
+
+
+def search_versions(
+    tx: Cursor, definitions: Definitions, res_type: str, pairs: Sequence[tuple[str, str]], count: int, offset: int
+) -> tuple[list[Version], int]:
+    """One page of matching current versions, oldest first, with the total match count."""
+    where, params = build_where(definitions, res_type, parse_criteria(pairs))
+    total = tx.execute(f"SELECT COUNT(*) FROM resource r WHERE {where}", params).fetchone()[0]
+    rows = tx.execute(
+        "SELECT v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content "
+        f"FROM resource r JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id "
+        f"AND v.version = r.version WHERE {where} ORDER BY r.rid LIMIT ? OFFSET ?",
+        (*params, count, offset),
+    ).fetchall()
+    return [Version.from_row(row) for row in rows], total

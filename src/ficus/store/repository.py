@@ -1,0 +1,256 @@
+"""The repository: versioned resources, history, index rows and the outbox, one transaction each.
+
+Reads return the stored JSON bytes untouched. Every write goes through `Writer`, which bumps
+the version, stamps `meta`, stores the exact text, refreshes the index rows and appends an
+outbox event, all inside the caller's database transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ficus import fhirjson
+from ficus.fhirtime import format_instant, now_micros
+from ficus.outcome import FhirError
+from ficus.spec import Definitions
+from ficus.store.database import Cursor, Database
+from ficus.store.indexing import INDEX_TABLES, IndexExtractor
+
+_VERSION_COLUMNS = "res_type, res_id, version, last_updated, method, content"
+_INDEX_INSERTS = {
+    "string": "INSERT INTO idx_string (rid, res_type, param, value, exact) VALUES (?, ?, ?, ?, ?)",
+    "token": "INSERT INTO idx_token (rid, res_type, param, system, code, text) VALUES (?, ?, ?, ?, ?, ?)",
+    "date": "INSERT INTO idx_date (rid, res_type, param, low, high) VALUES (?, ?, ?, ?, ?)",
+    "number": "INSERT INTO idx_number (rid, res_type, param, value) VALUES (?, ?, ?, ?)",
+    "quantity": "INSERT INTO idx_quantity (rid, res_type, param, value, system, code, unit) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "reference": "INSERT INTO idx_reference (rid, res_type, param, target_type, target_id, url) VALUES (?, ?, ?, ?, ?, ?)",
+    "uri": "INSERT INTO idx_uri (rid, res_type, param, value) VALUES (?, ?, ?, ?)",
+}
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of a resource; `content` is None for a deletion."""
+
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    method: str
+    content: bytes | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    @classmethod
+    def from_row(cls, row: Any) -> Version:
+        res_type, res_id, version, last_updated, method, content = row
+        return cls(res_type, res_id, version, last_updated, method, bytes(content) if content is not None else None)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The current state of a logical resource, as locked by a writer."""
+
+    rid: int
+    version: int
+    deleted: bool
+
+
+class Repository:
+    """Versioned FHIR storage on one `Database`."""
+
+    def __init__(self, database: Database, definitions: Definitions) -> None:
+        self.database = database
+        self.definitions = definitions
+        self.extractor = IndexExtractor(definitions)
+
+    @contextmanager
+    def reading(self, tx: Cursor | None = None) -> Iterator[Cursor]:
+        """The open transaction `tx` when given, else a new read-only one."""
+        if tx is not None:
+            yield tx
+        else:
+            with self.database.session() as opened:
+                yield opened
+
+    def read(self, res_type: str, res_id: str, tx: Cursor | None = None) -> Version:
+        """The current version; 404 if it never existed, 410 if its latest version is a deletion."""
+        with self.reading(tx) as tx:
+            row = tx.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (res_type, res_id),
+            ).fetchone()
+        if row is None:
+            raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
+        found = Version.from_row(row)
+        if found.deleted:
+            raise FhirError.of(410, "deleted", f"{res_type}/{res_id} was deleted in version {found.version}")
+        return found
+
+    def vread(self, res_type: str, res_id: str, version: int, tx: Cursor | None = None) -> Version:
+        with self.reading(tx) as tx:
+            row = tx.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? AND version = ?",
+                (res_type, res_id, version),
+            ).fetchone()
+        if row is None:
+            raise FhirError.of(404, "not-found", f"{res_type}/{res_id} has no version {version}")
+        found = Version.from_row(row)
+        if found.deleted:
+            raise FhirError.of(410, "deleted", f"Version {version} of {res_type}/{res_id} is a deletion")
+        return found
+
+    def history(
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        since: int | None = None,
+        before: int | None = None,
+        count: int = 50,
+        offset: int = 0,
+        tx: Cursor | None = None,
+    ) -> tuple[list[Version], int]:
+        """Versions newest first, with the total number matching the filters."""
+        conditions, params = [], []
+        for column, value in (("res_type", res_type), ("res_id", res_id)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            conditions.append("last_updated >= ?")
+            params.append(since)
+        if before is not None:
+            conditions.append("last_updated < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self.reading(tx) as tx:
+            total = tx.execute(f"SELECT COUNT(*) FROM resource_version {where}", params).fetchone()[0]
+            rows = tx.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resource_version {where} "
+                "ORDER BY last_updated DESC, seq DESC LIMIT ? OFFSET ?",
+                (*params, count, offset),
+            ).fetchall()
+        return [Version.from_row(row) for row in rows], total
+
+    @contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        """One atomic unit of writes (and the reads they depend on)."""
+        with self.database.session(write=True) as tx:
+            yield Writer(self, tx)
+
+
+class Writer:
+    """Writes inside one open database transaction."""
+
+    def __init__(self, repository: Repository, tx: Cursor) -> None:
+        self.repository = repository
+        self.tx = tx
+        self._for_update = " FOR UPDATE" if repository.database.dialect == "postgresql" else ""
+
+    def lock(self, key: str) -> None:
+        """Hold a lock on `key` until this transaction ends (used by conditional writes)."""
+        self.repository.database.lock(self.tx, key)
+
+    def head(self, res_type: str, res_id: str) -> Head | None:
+        row = self.tx.execute(
+            f"SELECT rid, version, deleted FROM resource WHERE res_type = ? AND res_id = ?{self._for_update}",
+            (res_type, res_id),
+        ).fetchone()
+        return Head(row[0], row[1], bool(row[2])) if row else None
+
+    def read_current(self, res_type: str, res_id: str) -> Version | None:
+        row = self.tx.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? "
+            "ORDER BY version DESC LIMIT 1",
+            (res_type, res_id),
+        ).fetchone()
+        found = Version.from_row(row) if row else None
+        return None if found is None or found.deleted else found
+
+    def create(self, resource: dict, res_id: str) -> Version:
+        """Store a new resource under `res_id` (the caller picks the id)."""
+        return self._store(resource["resourceType"], res_id, None, resource, "POST")
+
+    def update(self, res_type: str, res_id: str, resource: dict, if_match: int | None = None) -> tuple[Version, bool]:
+        """Store a new version (or the first one: update as create). Returns (version, created)."""
+        head = self.head(res_type, res_id)
+        if head is None:
+            self.lock(f"{res_type}/{res_id}")  # two updates-as-create of one new id serialise here
+            head = self.head(res_type, res_id)
+        current = None if head is None or head.deleted else head.version
+        if if_match is not None and current != if_match:
+            raise FhirError.of(
+                412, "conflict",
+                f"If-Match expected version {if_match} of {res_type}/{res_id}, the current one is {current or 'absent'}",
+            )
+        created = head is None or head.deleted
+        return self._store(res_type, res_id, head, resource, "PUT"), created
+
+    def delete(self, res_type: str, res_id: str, if_match: int | None = None) -> Version | None:
+        """Record a deletion; None when there is nothing current to delete."""
+        head = self.head(res_type, res_id)
+        if if_match is not None and (head is None or head.deleted or head.version != if_match):
+            raise FhirError.of(412, "conflict", f"If-Match does not match the current version of {res_type}/{res_id}")
+        if head is None or head.deleted:
+            return None
+        return self._store(res_type, res_id, head, None, "DELETE")
+
+    def _store(self, res_type: str, res_id: str, head: Head | None, resource: dict | None, method: str) -> Version:
+        version = head.version + 1 if head else 1
+        now = now_micros()
+        content = None
+        if resource is not None:
+            content = fhirjson.encode(_stamped(resource, res_id, version, now))
+        tx = self.tx
+        if head is None:
+            rid = tx.execute(
+                "INSERT INTO resource (res_type, res_id, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?) RETURNING rid",
+                (res_type, res_id, version, now, content is None),
+            ).fetchone()[0]
+        else:
+            rid = head.rid
+            tx.execute(
+                "UPDATE resource SET version = ?, last_updated = ?, deleted = ? WHERE rid = ?",
+                (version, now, content is None, rid),
+            )
+            if not head.deleted:
+                for table in INDEX_TABLES:
+                    tx.execute(f"DELETE FROM idx_{table} WHERE rid = ?", (rid,))
+        tx.execute(
+            f"INSERT INTO resource_version (rid, {_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rid, res_type, res_id, version, now, method, content),
+        )
+        if resource is not None:
+            self._write_index_rows(rid, res_type, resource)
+        tx.execute(
+            "INSERT INTO outbox (rid, res_type, res_id, version, action, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (rid, res_type, res_id, version, method, now),
+        )
+        return Version(res_type, res_id, version, now, method, content)
+
+    def _write_index_rows(self, rid: int, res_type: str, resource: dict) -> None:
+        for table, rows in self.repository.extractor.rows(res_type, resource).items():
+            if rows:
+                self.tx.executemany(_INDEX_INSERTS[table], [(rid, res_type, *row) for row in rows])
+
+
+def _stamped(resource: dict, res_id: str, version: int, now: int) -> dict:
+    """The resource as stored: id and meta.versionId/lastUpdated set, resourceType first."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(now)
+    stamped = {"resourceType": resource["resourceType"], "id": res_id, "meta": meta}
+    for key, value in resource.items():
+        if key not in stamped:
+            stamped[key] = value
+    return stamped
