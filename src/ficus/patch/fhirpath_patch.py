@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from antlr4 import CommonTokenStream, InputStream
+from antlr4 import CommonTokenStream, InputStream, Token
 from antlr4.error.ErrorListener import ErrorListener
 from fhirpathpy import compile as compile_fhirpath
 from fhirpathpy.engine.nodes import ResourceNode
@@ -34,6 +34,7 @@ REQUIRED_PARTS = {
     "move": ("path", "source", "destination"),
 }
 PART_NAMES = frozenset({"type", "path", "name", "value", "index", "source", "destination"})
+GRAMMAR_IDENTIFIER_KEYWORDS = frozenset({"as", "contains", "in", "is"})
 BACKBONE_TYPES = (["BackboneElement"], ["Element"])
 INSTANCE_STEP = re.compile(r"([A-Za-z][A-Za-z0-9]*)(?:\[(\d+)\])?")
 
@@ -101,7 +102,7 @@ def _operation(entry: object, where: str) -> _Operation:
     by_name: dict[str, dict] = {}
     for part in parts:
         name = part.get("name") if isinstance(part, dict) else None
-        if name not in PART_NAMES:
+        if not isinstance(name, str) or name not in PART_NAMES:
             raise malformed(f"unexpected part {name!r}; parts are {', '.join(sorted(PART_NAMES))}")
         if name in by_name:
             raise malformed(f"more than one '{name}' part")
@@ -357,13 +358,37 @@ def _compiled(path: str) -> Callable[[dict, dict], list]:
 
     fhirpathpy alone parses only as much of the text as it can and ignores the rest.
     """
-    lexer = FHIRPathLexer(InputStream(path))
+    text = _keywords_as_members(path)
+    lexer = FHIRPathLexer(InputStream(text))
     parser = FHIRPathParser(CommonTokenStream(lexer))
     for recognizer in (lexer, parser):
         recognizer.removeErrorListeners()
         recognizer.addErrorListener(_RaisingListener())
     parser.entireExpression()
-    return compile_fhirpath(path, models["r4"], {"returnRawData": True})
+    return compile_fhirpath(text, models["r4"], {"returnRawData": True})
+
+
+def _keywords_as_members(path: str) -> str:
+    """`path` with keywords used as element names delimited: `Patient.text.div` → ``Patient.text.`div` ``.
+
+    The grammar reserves `div` (and `mod`, `and`…) but FHIR has `Narrative.div`, which the official
+    patch tests (and other servers) accept undelimited.
+    """
+    lexer = FHIRPathLexer(InputStream(path))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(_RaisingListener())
+    tokens = [token for token in lexer.getAllTokens() if token.channel == Token.DEFAULT_CHANNEL]
+    for before, token, after in reversed(list(zip([None, *tokens], tokens, [*tokens[1:], None]))):
+        if (
+            before is not None
+            and before.text == "."
+            and token.text.isalpha()
+            and token.type not in (FHIRPathLexer.IDENTIFIER, FHIRPathLexer.DELIMITEDIDENTIFIER)
+            and token.text not in GRAMMAR_IDENTIFIER_KEYWORDS
+            and (after is None or after.text != "(")
+        ):
+            path = f"{path[: token.start]}`{token.text}`{path[token.stop + 1 :]}"
+    return path
 
 
 def _matches(resource: dict, operation: _Operation) -> list[list[_Slot]]:
@@ -441,7 +466,7 @@ def _materialized(value: _Value, definition: Definition | None) -> tuple[Any, di
         key = _element_key(children, name, part.type_suffix) or name
         json, shadow = _materialized(part, _child_definition(definition, key, part.json))
         element = children.get(key)
-        if element.many if element else names.count(name) > 1:
+        if (element and element.many) or names.count(name) > 1:
             _insert(built, key, len(built.get(key, [])), json, shadow)
         else:
             built[key] = json
@@ -489,15 +514,14 @@ def _add(resource: dict, operation: _Operation) -> None:
 
 def _primitive_extras(slot: _Slot) -> dict:
     """The object holding a primitive's id and extensions (`_birthDate`), created if need be."""
-    shadow = slot.shadow()
     if slot.index is None:
-        found = slot.parent.setdefault(shadow.key, {})
-    else:
-        extras = _shadows(slot.parent, slot.key, len(slot.parent[slot.key]))
-        found = extras[slot.index] = extras[slot.index] or {}
-    if not isinstance(found, dict):
-        found = slot.parent[shadow.key] = {}
-    return found
+        if not isinstance(slot.parent.get("_" + slot.key), dict):
+            slot.parent["_" + slot.key] = {}
+        return slot.parent["_" + slot.key]
+    extras = _shadows(slot.parent, slot.key, len(slot.parent[slot.key]))
+    if not isinstance(extras[slot.index], dict):
+        extras[slot.index] = {}
+    return extras[slot.index]
 
 
 def _insert_operation(resource: dict, operation: _Operation) -> None:
@@ -517,7 +541,7 @@ def _delete(resource: dict, operation: _Operation) -> None:
         raise operation.failed(f"the path must select at most one element, it selects {len(chains)}")
     _changeable(chains[0], operation).remove()
     for ancestor in reversed(chains[0][:-1]):
-        if ancestor.get() not in ({}, None):
+        if ancestor.get() != {}:
             break
         ancestor.remove()
 

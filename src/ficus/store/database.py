@@ -55,7 +55,7 @@ class Database:
                 text = script.read_text().format(**self.placeholders)
                 for statement in _statements(text):
                     tx.execute(statement)
-                tx.execute(self.sql("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)"), (version, int(time.time())))
+                tx.execute("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)", (version, int(time.time())))
 
 
 def _statements(script: str) -> list[str]:

@@ -65,15 +65,7 @@ class _Field:
 class _Node:
     """The children allowed in one JSON object, e.g. `HumanName` or `Patient.contact`."""
 
-    __slots__ = (
-        "label",
-        "fields",
-        "required",
-        "required_choices",
-        "choice_groups",
-        "is_resource",
-        "after",
-    )
+    __slots__ = ("label", "fields", "required", "required_choices", "is_resource", "after")
 
     def __init__(self, label: str, is_resource: bool) -> None:
         self.label = label
@@ -81,7 +73,6 @@ class _Node:
         self.fields: dict[str, _Field] = {}
         self.required: tuple[tuple[str, str], ...] = ()
         self.required_choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
-        self.choice_groups: dict[str, tuple[str, ...]] = {}
         self.after: Callable[[dict, str, list[Issue]], None] | None = None
 
 
@@ -165,20 +156,15 @@ def _compiler() -> _Compiler:
 
 
 def _index_cardinality(node: _Node, children: dict[str, Element]) -> None:
-    groups: dict[str, list[str]] = {}
-    required_groups: set[str] = set()
+    required_choices: dict[str, list[str]] = {}
     for name, element in children.items():
+        if not element.min:
+            continue
         if element.choice_name:
-            groups.setdefault(element.choice_name, []).append(name)
-            if element.min:
-                required_groups.add(element.choice_name)
-        elif element.min:
+            required_choices.setdefault(element.choice_name, []).extend((name, "_" + name))
+        else:
             node.required += ((name, "_" + name),)
-    node.choice_groups = {group: tuple(names) for group, names in groups.items()}
-    node.required_choices = tuple(
-        (group, tuple(groups[group]) + tuple("_" + name for name in groups[group]))
-        for group in sorted(required_groups)
-    )
+    node.required_choices = tuple((group, tuple(keys)) for group, keys in required_choices.items())
 
 
 def _error(issues: list[Issue], code: str, path: str | None, diagnostics: str) -> None:
@@ -245,7 +231,7 @@ def _walk(node: _Node, obj: object, path: str, issues: list[Issue]) -> None:
         else:
             field.check(field, item, f"{path}.{key}", issues)
     if choices > 1:
-        _check_choice_groups(node, obj, path, issues)
+        _check_one_value_per_choice(node, obj, path, issues)
     for name, underscored in node.required:
         if name not in obj and underscored not in obj:
             _error(issues, "required", f"{path}.{name}", f"'{name}' is required in {node.label}")
@@ -293,16 +279,16 @@ def _has_aligned_extension(extensions: object, index: int) -> bool:
     return type(extensions) is list and index < len(extensions) and extensions[index] is not None
 
 
-def _check_choice_groups(node: _Node, obj: dict, path: str, issues: list[Issue]) -> None:
-    for group, names in node.choice_groups.items():
-        present = [name for name in names if name in obj]
-        if len(present) > 1:
-            _error(
-                issues,
-                "structure",
-                f"{path}.{present[1]}",
-                f"Only one of {', '.join(present)} is allowed ('{group}[x]' has a single value)",
-            )
+def _check_one_value_per_choice(node: _Node, obj: dict, path: str, issues: list[Issue]) -> None:
+    first_of_group: dict[str, str] = {}
+    for key in obj:
+        field = node.fields.get(key)
+        if field is None or field.choice is None:
+            continue
+        first = first_of_group.setdefault(field.choice, key)
+        if first != key:
+            message = f"'{key}' conflicts with '{first}': {field.choice}[x] takes one value"
+            _error(issues, "structure", f"{path}.{key}", message)
 
 
 def _check_primitive_extension(
