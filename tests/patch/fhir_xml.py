@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 from typing import Any
 
-from ficus.spec import definitions
+from ficus.spec import Element, definitions
 
 FHIR = "{http://hl7.org/fhir}"
 XHTML = "http://www.w3.org/1999/xhtml"
@@ -34,7 +34,9 @@ def _local_name(element: ET.Element) -> str:
 
 def _object(element: ET.Element, type_name: str, path: str) -> dict:
     children = definitions().children(type_name, path)
-    result: dict[str, Any] = {name: element.attrib[name] for name in ATTRIBUTES if name in element.attrib}
+    result: dict[str, Any] = {
+        name: element.attrib[name] for name in ATTRIBUTES if name in element.attrib
+    }
     for child in element:
         if child.tag == f"{{{XHTML}}}div":
             result["div"] = _xhtml(child)
@@ -55,7 +57,9 @@ def _object(element: ET.Element, type_name: str, path: str) -> dict:
     return result
 
 
-def _value(element: ET.Element, owner_type: str, path: str, definition: Any) -> tuple[Any, dict | None]:
+def _value(
+    element: ET.Element, owner_type: str, path: str, definition: Element
+) -> tuple[Any, dict | None]:
     """The JSON of one child element, and for a primitive its id and extensions (or None)."""
     if definition.content_reference:
         reference = definition.content_reference

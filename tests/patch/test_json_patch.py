@@ -17,7 +17,9 @@ CASES_FILE = Path(__file__).parent.parent / "fixtures" / "fhir-patch" / "json-pa
 
 
 def _official_cases() -> list[Any]:
-    return [pytest.param(case, id=case["comment"]) for case in fhirjson.decode(CASES_FILE.read_bytes())]
+    return [
+        pytest.param(case, id=case["comment"]) for case in fhirjson.decode(CASES_FILE.read_bytes())
+    ]
 
 
 @pytest.mark.parametrize("case", _official_cases())
@@ -33,7 +35,12 @@ def test_official_case(case: dict) -> None:
     assert case["doc"] == original
 
 
-PATIENT = {"resourceType": "Patient", "active": True, "name": [{"given": ["Ann"]}], "multipleBirthInteger": 1}
+PATIENT = {
+    "resourceType": "Patient",
+    "active": True,
+    "name": [{"given": ["Ann"]}],
+    "multipleBirthInteger": 1,
+}
 
 
 def test_result_shares_nothing_with_the_input_or_the_patch() -> None:
@@ -57,10 +64,14 @@ def test_move_copy_and_escapes() -> None:
 
 
 def test_test_compares_as_json() -> None:
-    assert apply_json_patch(PATIENT, [{"op": "test", "path": "/multipleBirthInteger", "value": Decimal("1.0")}])
+    assert apply_json_patch(
+        PATIENT, [{"op": "test", "path": "/multipleBirthInteger", "value": Decimal("1.0")}]
+    )
     for wrong in (True, "1", [1]):
         with pytest.raises(FhirError) as raised:
-            apply_json_patch(PATIENT, [{"op": "test", "path": "/multipleBirthInteger", "value": wrong}])
+            apply_json_patch(
+                PATIENT, [{"op": "test", "path": "/multipleBirthInteger", "value": wrong}]
+            )
         assert raised.value.status == 422
     with pytest.raises(FhirError):
         apply_json_patch(PATIENT, [{"op": "test", "path": "/active", "value": 1}])
@@ -97,7 +108,22 @@ def test_bad_patches(operations: Any, status: int, expression: str | None) -> No
     assert raised.value.issues[0].expression == expression
 
 
-WEIRD: list[Any] = [None, 0, True, "", "/", "~", "~2", "/-", "/name/-/x", "/name/1e0", "/name/٣", [], {}, [None]]
+WEIRD: list[Any] = [
+    None,
+    0,
+    True,
+    "",
+    "/",
+    "~",
+    "~2",
+    "/-",
+    "/name/-/x",
+    "/name/1e0",
+    "/name/٣",
+    [],
+    {},
+    [None],
+]
 
 
 @pytest.mark.parametrize("weird", WEIRD)

@@ -19,8 +19,7 @@ from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse,
 from ficus.config import Settings
 from ficus.fhirtime import date_range, format_instant, http_date, now_micros
 from ficus.outcome import FhirError, Issue, operation_outcome
-from ficus.patch.fhirpath_patch import apply_fhirpath_patch
-from ficus.patch.json_patch import apply_json_patch
+from ficus.patch import apply_fhirpath_patch, apply_json_patch
 from ficus.policy import Access, Policy
 from ficus.search import find_ids, search_versions
 from ficus.search.query import RESULT_PARAMETERS

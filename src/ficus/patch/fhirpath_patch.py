@@ -39,17 +39,20 @@ BACKBONE_TYPES = (["BackboneElement"], ["Element"])
 INSTANCE_STEP = re.compile(r"([A-Za-z][A-Za-z0-9]*)(?:\[(\d+)\])?")
 
 Definition = tuple[str, str]
-"""(type name, element path) whose children describe a JSON object: `("Patient", "Patient.contact")`."""
+"""(type name, element path) whose children describe an object: `("Patient", "Patient.contact")`."""
 
 
 def apply_fhirpath_patch(resource: dict, parameters: dict) -> dict:
     """A patched deep copy of `resource`; `parameters` is the FHIRPath Patch `Parameters`."""
-    operations = _operations(parameters)
-    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-        raise FhirError.of(422, "processing", "Only a resource can be patched")
-    patched = copy.deepcopy(resource)
-    for operation in operations:
-        _APPLY[operation.type](patched, operation)
+    try:
+        operations = _operations(parameters)
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise FhirError.of(422, "processing", "Only a resource can be patched")
+        patched = copy.deepcopy(resource)
+        for operation in operations:
+            _APPLY[operation.type](patched, operation)
+    except RecursionError:
+        raise FhirError.of(400, "structure", "The patch or resource is nested too deeply") from None
     return patched
 
 
@@ -75,10 +78,12 @@ class _Operation:
     destination: int | None
 
     def failed(self, message: str) -> FhirError:
-        return FhirError.of(422, "processing", f"{self.where} ({self.type} {self.path}): {message}", self.where)
+        return FhirError.of(
+            422, "processing", f"{self.where} ({self.type} {self.path}): {message}", self.where
+        )
 
 
-# -- reading the Parameters -------------------------------------------------------------------------
+# -- reading the Parameters ------------------------------------------------------------------------
 
 
 def _operations(parameters: object) -> list[_Operation]:
@@ -86,8 +91,12 @@ def _operations(parameters: object) -> list[_Operation]:
         raise FhirError.of(400, "structure", "A FHIRPath Patch must be a Parameters resource")
     entries = parameters.get("parameter", [])
     if not isinstance(entries, list):
-        raise FhirError.of(400, "structure", "Parameters.parameter must be an array", "Parameters.parameter")
-    return [_operation(entry, f"Parameters.parameter[{number}]") for number, entry in enumerate(entries)]
+        raise FhirError.of(
+            400, "structure", "Parameters.parameter must be an array", "Parameters.parameter"
+        )
+    return [
+        _operation(entry, f"Parameters.parameter[{number}]") for number, entry in enumerate(entries)
+    ]
 
 
 def _operation(entry: object, where: str) -> _Operation:
@@ -112,7 +121,7 @@ def _operation(entry: object, where: str) -> _Operation:
         raise malformed(f"'type' must be one of {', '.join(REQUIRED_PARTS)}, not {kind!r}")
     for required in REQUIRED_PARTS[kind]:
         if required not in by_name:
-            raise malformed(f"a {kind} operation needs a '{required}' part")
+            raise malformed(f"the {kind} operation needs a '{required}' part")
     value = _value(by_name["value"], malformed) if "value" in by_name else None
     return _Operation(
         type=kind,
@@ -170,7 +179,7 @@ def _value(part: dict, malformed: Callable[[str], FhirError]) -> _Value:
     return _Value(parts=tuple(children))
 
 
-# -- where things are -------------------------------------------------------------------------------
+# -- where things are -----------------------------------------------------------------------------
 
 
 def _children(definition: Definition | None) -> dict[str, Element]:
@@ -247,7 +256,8 @@ class _Slot:
     def remove(self) -> None:
         if self.index is None:
             self.parent.pop(self.key, None)
-            self.parent.pop("_" + self.key, None)
+            if not self.is_shadow:
+                self.parent.pop("_" + self.key, None)
         elif self.is_shadow:
             self.parent[self.key][self.index] = None
         else:
@@ -294,7 +304,7 @@ def _walk(resource: dict, steps: list[tuple[str, int | None]]) -> list[_Slot] | 
             container = chain[-1].get()
         if not isinstance(container, dict):
             return None
-        key = _actual_key(container, name)
+        key = _actual_key(container, name, owner)
         if key is None:
             return None
         slot = _Slot(container, key, index, owner)
@@ -306,14 +316,12 @@ def _walk(resource: dict, steps: list[tuple[str, int | None]]) -> list[_Slot] | 
     return chain
 
 
-def _actual_key(container: dict, name: str) -> str | None:
-    """The JSON key of element `name`: itself, or `name` plus a type for a choice (`valueString`)."""
+def _actual_key(container: dict, name: str, owner: Definition | None) -> str | None:
+    """The JSON key of element `name`: itself, or for a choice `name` plus a type (`valueUri`)."""
     if name in container:
         return name
-    for key in container:
-        if key.startswith(name) and key[len(name) : len(name) + 1].isupper():
-            return key
-    return None
+    choices = (key for key, element in _children(owner).items() if element.choice_name == name)
+    return next((key for key in choices if key in container), None)
 
 
 def _steps(instance_path: str) -> list[tuple[str, int | None]] | None:
@@ -340,7 +348,7 @@ def _steps_to(container: Any, target: dict) -> list[tuple[str, int | None]] | No
     return None
 
 
-# -- evaluating paths -------------------------------------------------------------------------------
+# -- evaluating paths -----------------------------------------------------------------------------
 
 
 class _InvalidSyntax(Exception):
@@ -348,7 +356,7 @@ class _InvalidSyntax(Exception):
 
 
 class _RaisingListener(ErrorListener):
-    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802, ANN001
+    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):
         raise _InvalidSyntax(f"at character {column + 1}: {msg}")
 
 
@@ -369,7 +377,7 @@ def _compiled(path: str) -> Callable[[dict, dict], list]:
 
 
 def _keywords_as_members(path: str) -> str:
-    """`path` with keywords used as element names delimited: `Patient.text.div` → ``Patient.text.`div` ``.
+    """`path` with keywords used as element names delimited (`text.div` → ``text.`div` ``).
 
     The grammar reserves `div` (and `mod`, `and`…) but FHIR has `Narrative.div`, which the official
     patch tests (and other servers) accept undelimited.
@@ -392,9 +400,11 @@ def _keywords_as_members(path: str) -> str:
 
 
 def _matches(resource: dict, operation: _Operation) -> list[list[_Slot]]:
-    """The elements `operation.path` selects, each as its slots from the root (`[]`: the resource)."""
+    """The elements `operation.path` selects, each as its slots from the root (`[]`: the root)."""
     try:
-        nodes = _compiled(operation.path)(resource, {"resource": resource, "rootResource": resource})
+        nodes = _compiled(operation.path)(
+            resource, {"resource": resource, "rootResource": resource}
+        )
     except Exception as problem:  # noqa: BLE001 - fhirpathpy raises all kinds for bad expressions
         message = f"{operation.where}: cannot evaluate {operation.path!r}: {problem}"
         raise FhirError.of(400, "invalid", message, operation.where) from None
@@ -447,12 +457,14 @@ def _list(resource: dict, operation: _Operation) -> tuple[dict, str, list, Defin
     if first is None or first.index is None or first.is_shadow:
         raise operation.failed("the path must select the items of a list")
     items = first.parent[first.key]
-    if {slot.identity for slot in slots} != {(id(first.parent), first.key, i) for i in range(len(items))}:
+    if {slot.identity for slot in slots} != {
+        (id(first.parent), first.key, i) for i in range(len(items))
+    }:
         raise operation.failed("the path must select all the items of one list")
     return first.parent, first.key, items, first.definition()
 
 
-# -- building values --------------------------------------------------------------------------------
+# -- building values ------------------------------------------------------------------------------
 
 
 def _materialized(value: _Value, definition: Definition | None) -> tuple[Any, dict | None]:
@@ -476,15 +488,19 @@ def _materialized(value: _Value, definition: Definition | None) -> tuple[Any, di
 
 
 def _element_key(children: dict[str, Element], name: str, type_suffix: str | None) -> str | None:
-    """The JSON key for element `name` holding a value of `type_suffix` (`deceased` → `deceasedBoolean`)."""
+    """The JSON key of element `name` for a value of type `type_suffix` (`deceasedBoolean`)."""
     if name in children:
         return name
-    if type_suffix and children.get(name + type_suffix, None) and children[name + type_suffix].choice_name == name:
+    if (
+        type_suffix
+        and children.get(name + type_suffix, None)
+        and children[name + type_suffix].choice_name == name
+    ):
         return name + type_suffix
     return None
 
 
-# -- the operations ---------------------------------------------------------------------------------
+# -- the operations -------------------------------------------------------------------------------
 
 
 def _add(resource: dict, operation: _Operation) -> None:
@@ -500,7 +516,9 @@ def _add(resource: dict, operation: _Operation) -> None:
     if key is None:
         raise operation.failed(f"there is no element '{operation.name}' for this value here")
     element = _children(definition)[key]
-    json, shadow = _materialized(operation.value, _child_definition(definition, key, operation.value.json))
+    json, shadow = _materialized(
+        operation.value, _child_definition(definition, key, operation.value.json)
+    )
     existing = container.get(key)
     if element.many:
         if existing is not None and not isinstance(existing, list):
@@ -528,7 +546,9 @@ def _insert_operation(resource: dict, operation: _Operation) -> None:
     assert operation.index is not None and operation.value is not None
     parent, key, items, definition = _list(resource, operation)
     if operation.index > len(items):
-        raise operation.failed(f"index {operation.index} is beyond the end of the list ({len(items)})")
+        raise operation.failed(
+            f"index {operation.index} is beyond the end of the list ({len(items)})"
+        )
     json, shadow = _materialized(operation.value, definition)
     _insert(parent, key, operation.index, json, shadow)
 
@@ -538,7 +558,9 @@ def _delete(resource: dict, operation: _Operation) -> None:
     if not chains:
         return
     if len(chains) > 1:
-        raise operation.failed(f"the path must select at most one element, it selects {len(chains)}")
+        raise operation.failed(
+            f"the path must select at most one element, it selects {len(chains)}"
+        )
     _changeable(chains[0], operation).remove()
     for ancestor in reversed(chains[0][:-1]):
         if ancestor.get() != {}:

@@ -20,9 +20,12 @@ def apply_json_patch(resource: dict, operations: object) -> dict:
     """A patched deep copy of `resource`; `operations` is the parsed JSON Patch document."""
     if not isinstance(operations, list):
         raise FhirError.of(400, "structure", "A JSON Patch document must be a JSON array")
-    document: Any = copy.deepcopy(resource)
-    for number, operation in enumerate(operations):
-        document = _apply(document, _checked(operation, number), f"/{number}")
+    try:
+        document: Any = copy.deepcopy(resource)
+        for number, operation in enumerate(operations):
+            document = _apply(document, _checked(operation, number), f"/{number}")
+    except RecursionError:
+        raise FhirError.of(400, "structure", "The patch or resource is nested too deeply") from None
     if not isinstance(document, dict):
         raise FhirError.of(422, "processing", "The patched document is not a JSON object")
     return document
@@ -32,7 +35,9 @@ def _checked(operation: object, number: int) -> dict:
     """`operation` once its shape is known to be right: op, path (and from, value) present."""
 
     def malformed(message: str) -> FhirError:
-        return FhirError.of(400, "invalid", f"JSON Patch operation {number}: {message}", f"/{number}")
+        return FhirError.of(
+            400, "invalid", f"JSON Patch operation {number}: {message}", f"/{number}"
+        )
 
     if not isinstance(operation, dict):
         raise malformed("an operation must be a JSON object")
