@@ -128,7 +128,7 @@ class PostgresDatabase(Database):
         self.url = url
         self.pool = ConnectionPool(
             url, min_size=1, max_size=max_connections, open=True,
-            kwargs={"application_name": "ficus"},
+            kwargs={"application_name": "ficus", "autocommit": True},
         )
         self._sql_cache: dict[str, str] = {}
 
@@ -141,8 +141,12 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Any]:
+        """Writes run in one transaction; reads run in autocommit (no BEGIN/COMMIT round trips)."""
         with self.pool.connection() as connection:
-            with connection.transaction():
+            if write:
+                with connection.transaction(), connection.cursor() as cursor:
+                    yield _PostgresCursor(cursor, self)
+            else:
                 with connection.cursor() as cursor:
                     yield _PostgresCursor(cursor, self)
 
