@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -90,9 +91,10 @@ class ServerProcess:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/fhir"
         env = {**os.environ, "FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": self.base_url}
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block the server
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ficus.cli", "serve", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log,
         )
         self._wait_ready()
 
@@ -100,13 +102,17 @@ class ServerProcess:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ficus serve exited: {self.process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"ficus serve exited: {self.log_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.base_url}/metadata", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("ficus serve did not start within 20 s")
+
+    def log_text(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def kill(self) -> None:
         self.process.kill()

@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
             response = await run_in_threadpool(state["interactions"].handle, fhir_request)
         except FhirError as error:
             response = FhirResponse(error.status, operation_outcome(error.issues))
+        except RecursionError:
+            response = FhirResponse(400, operation_outcome(fhirjson.too_deep().issues))
         except Exception:  # noqa: BLE001 - the client gets an OperationOutcome, the log the trace
             log.exception("Unhandled error for %s %s", request.method, request.url.path)
             response = FhirResponse(500, operation_outcome([_internal_error()]))

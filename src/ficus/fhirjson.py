@@ -19,6 +19,12 @@ def decode(data: bytes | str) -> Any:
         return _decoder.decode(data)
     except msgspec.DecodeError as error:
         raise FhirError.of(400, "structure", f"The body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> FhirError:
+    return FhirError.of(400, "structure", "The JSON is nested too deeply to be a FHIR resource")
 
 
 def encode(value: Any) -> bytes:

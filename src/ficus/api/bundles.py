@@ -7,6 +7,8 @@ Bundle, entries run in the order DELETE, POST, PUT/PATCH, GET, and any failure u
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -79,7 +81,7 @@ def _binary_patch(binary: dict, where: str) -> Any:
 
     try:
         return fhirjson.decode(base64.b64decode(binary.get("data", "")))
-    except (ValueError, FhirError):
+    except (ValueError, TypeError, FhirError):
         raise FhirError.of(400, "invalid", f"{where}.resource is a Binary that holds no JSON Patch", f"{where}.resource") from None
 
 
@@ -88,32 +90,41 @@ def _run_batch_entry(interactions: Interactions, request: FhirRequest) -> FhirRe
         return interactions.handle(request)
     except FhirError as error:
         return FhirResponse(error.status, operation_outcome(error.issues))
+    except RecursionError:
+        return FhirResponse(400, operation_outcome(fhirjson.too_deep().issues))
 
 
 def _run_transaction(interactions: Interactions, requests: list[FhirRequest], entries: list[dict]) -> list[FhirResponse]:
     responses: list[FhirResponse | None] = [None] * len(requests)
     with interactions.repository.transaction() as writer:
-        index = 0
-        try:
-            references = _assign_ids(interactions, writer, requests, entries)
-            for index, request in enumerate(requests):
-                if isinstance(request.body, dict):
+        references = _assign_ids(interactions, writer, requests, entries)
+        for index, request in enumerate(requests):
+            if isinstance(request.body, dict):
+                with _blaming(index, request):
                     _rewrite_references(interactions, writer, request.body, references)
-            for index in sorted(range(len(requests)), key=lambda i: _ORDER[requests[i].method]):
+        for index in sorted(range(len(requests)), key=lambda i: _ORDER[requests[i].method]):
+            with _blaming(index, requests[index]):
                 responses[index] = interactions.handle(requests[index], writer)
-        except FhirError as error:
-            raise _at_entry(error, index, requests[index]) from None
     return [r for r in responses if r is not None]
+
+
+@contextmanager
+def _blaming(index: int, request: FhirRequest) -> Iterator[None]:
+    """Report a failure inside the block as a failure of Bundle entry `index`."""
+    try:
+        yield
+    except FhirError as error:
+        raise _at_entry(error, index, request) from None
+    except RecursionError:
+        raise _at_entry(fhirjson.too_deep(), index, request) from None
 
 
 def _assign_ids(interactions: Interactions, writer: Writer, requests: list[FhirRequest], entries: list[dict]) -> dict[str, str]:
     """Map every entry's fullUrl to the `Type/id` it will have, settling conditional creates and updates."""
     references: dict[str, str] = {}
     for index, (request, entry) in enumerate(zip(requests, entries)):
-        try:
+        with _blaming(index, request):
             target = _target_of(interactions, writer, request)
-        except FhirError as error:
-            raise _at_entry(error, index, request) from None
         full_url = entry.get("fullUrl")
         if target and isinstance(full_url, str):
             references[full_url] = target

@@ -73,9 +73,9 @@ def parse_etag(value: str | None, header: str) -> int | None:
     return int(match.group(1))
 
 
-def check_id(res_id: str) -> str:
-    if not _ID.fullmatch(res_id):
-        raise FhirError.of(400, "invalid", f"'{res_id}' is not a valid resource id")
+def check_id(res_id: object) -> str:
+    if not isinstance(res_id, str) or not _ID.fullmatch(res_id):
+        raise FhirError.of(400, "invalid", f"{res_id!r} is not a valid resource id")
     return res_id
 
 

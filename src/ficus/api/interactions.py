@@ -14,14 +14,16 @@ from urllib.parse import parse_qsl, urlencode
 import msgspec
 
 from ficus import fhirjson
+from ficus.api import search as search_interaction
 from ficus.api import shaping
-from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse, check_id, new_id
+from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse, check_id, new_id, parse_etag
 from ficus.config import Settings
 from ficus.fhirtime import date_range, format_instant, http_date, now_micros
 from ficus.outcome import FhirError, Issue, operation_outcome
+from ficus.operations import Invocation, find_operation, invocation_parameters
 from ficus.patch import apply_fhirpath_patch, apply_json_patch
 from ficus.policy import Access, Policy
-from ficus.search import find_ids, search_versions
+from ficus.search import find_ids
 from ficus.search.query import RESULT_PARAMETERS
 from ficus.spec import Definitions
 from ficus.store.repository import Repository, Version, Writer
@@ -47,6 +49,8 @@ class Interactions:
         if not parts:
             return self._root(request, writer)
         head = parts[0]
+        if head.startswith("$") and len(parts) == 1:
+            return self.invoke(request, None, None, head[1:], writer)
         if head == "metadata" and len(parts) == 1:
             self._require(method, "GET", "HEAD")
             self._authorize(request, "capabilities")
@@ -56,6 +60,9 @@ class Interactions:
         if head == "_history" and len(parts) == 1:
             self._require(method, "GET", "HEAD")
             return self.history(request, None, None, writer)
+        if head == "_search" and len(parts) == 1:
+            self._require(method, "POST")
+            return self.system_search(request, writer)
         if not self.definitions.is_resource_type(head):
             raise FhirError.of(404, "not-supported", f"'{head}' is not a FHIR R4 resource type or endpoint")
         return self._type_level(request, head, parts[1:], writer)
@@ -65,6 +72,8 @@ class Interactions:
             from ficus.api.bundles import process_bundle
 
             return process_bundle(self, request)
+        if request.method in ("GET", "HEAD") and request.query:
+            return self.system_search(request, writer)  # a bare GET of the base stays a 405
         raise FhirError.of(405, "not-supported", f"{request.method} is not supported on the base URL")
 
     def _type_level(self, request: FhirRequest, res_type: str, rest: list[str], writer: Writer | None) -> FhirResponse:
@@ -78,6 +87,10 @@ class Interactions:
             if handler is None:
                 raise FhirError.of(405, "not-supported", f"{method} is not allowed on {res_type}")
             return handler(request, res_type, writer)
+        if len(rest) == 1 and rest[0].startswith("$"):
+            return self.invoke(request, res_type, None, rest[0][1:], writer)
+        if len(rest) == 2 and rest[1].startswith("$"):
+            return self.invoke(request, res_type, check_id(rest[0]), rest[1][1:], writer)
         if rest == ["_history"]:
             self._require(method, "GET", "HEAD")
             return self.history(request, res_type, None, writer)
@@ -99,6 +112,13 @@ class Interactions:
             if len(rest) == 2:
                 return self.history(request, res_type, res_id, writer)
             return self.vread(request, res_type, res_id, rest[2], writer)
+        if res_type in self.definitions.compartments and (rest[1] == "*" or self.definitions.is_resource_type(rest[1])):
+            if len(rest) == 2:
+                self._require(method, "GET", "HEAD")
+                return self.compartment_search(request, res_type, res_id, rest[1], writer)
+            if rest[2:] == ["_search"]:
+                self._require(method, "POST")
+                return self.compartment_search(request, res_type, res_id, rest[1], writer)
         raise FhirError.of(404, "not-supported", f"Unknown path {request.path}")
 
     @staticmethod
@@ -117,6 +137,14 @@ class Interactions:
             with self.repository.transaction() as opened:
                 yield opened
 
+    def invoke(self, request: FhirRequest, res_type: str | None, res_id: str | None, name: str, writer: Writer | None) -> FhirResponse:
+        """Run the extended operation `$name` registered in `ficus.operations`."""
+        found = find_operation(name, res_type, res_id is not None)
+        self._require(request.method, *(("POST",) if found.affects_state else ("GET", "POST")))
+        self._authorize(request, f"operation:{name}", res_type, res_id)
+        invocation = Invocation(self, request, res_type, res_id, invocation_parameters(request), writer)
+        return found.handler(invocation)
+
     # -- reads -----------------------------------------------------------------------------
 
     def read(self, request: FhirRequest, res_type: str, res_id: str, writer: Writer | None = None) -> FhirResponse:
@@ -126,7 +154,7 @@ class Interactions:
 
     def vread(self, request: FhirRequest, res_type: str, res_id: str, version_id: str, writer: Writer | None = None) -> FhirResponse:
         self._authorize(request, "vread", res_type, res_id)
-        if not version_id.isdigit():
+        if not version_id.isdigit() or len(version_id) > 9:
             raise FhirError.of(404, "not-found", f"'{version_id}' is not a version of {res_type}/{res_id}")
         version = self.repository.vread(res_type, res_id, int(version_id), writer.tx if writer else None)
         return self._resource_response(request, version)
@@ -134,7 +162,7 @@ class Interactions:
     def _resource_response(self, request: FhirRequest, version: Version) -> FhirResponse:
         headers = self._version_headers(version)
         if_none_match = request.headers.get("if-none-match")
-        if if_none_match and if_none_match.strip() in (version.etag, f'"{version.version}"'):
+        if if_none_match and parse_etag(if_none_match, "If-None-Match") == version.version:
             return FhirResponse(304, None, headers, version)
         summary, elements = request.param("_summary"), request.param("_elements")
         body: bytes | dict | None = version.content
@@ -180,40 +208,30 @@ class Interactions:
         return entry
 
     def search(self, request: FhirRequest, res_type: str, writer: Writer | None = None) -> FhirResponse:
-        self._authorize(request, "search-type", res_type)
-        pairs = list(request.query)
-        if request.method == "POST" and isinstance(request.body, (bytes, str)) and request.body:
-            body = request.body.decode() if isinstance(request.body, bytes) else request.body
-            pairs += parse_qsl(body, keep_blank_values=True)
-        pairs, warnings = self._known_criteria(request, res_type, pairs)
-        count = self._count(request, pairs)
-        offset = self._int_param(request, "_offset", 0)
-        summary = request.param("_summary") or dict(pairs).get("_summary")
-        with self.repository.reading(writer.tx if writer else None) as tx:
-            versions, total = search_versions(
-                tx, self.definitions, res_type, pairs, 0 if summary == "count" else count, offset
-            )
-        elements = request.param("_elements")
-        entries = []
-        for version in versions:
-            resource: Any = msgspec.Raw(version.content or b"{}")
-            if shaping.wants_subset(summary, elements):
-                resource = shaping.subset(fhirjson.decode(version.content or b"{}"), self.definitions, summary, elements)
-            entries.append({"fullUrl": self._full_url(version), "resource": resource, "search": {"mode": "match"}})
-        if warnings:
-            entries.append({"resource": operation_outcome(warnings), "search": {"mode": "outcome"}})
-        links = self._page_links(res_type, request, count, offset, total, {}, pairs)
-        return FhirResponse(200, self._bundle("searchset", entries, total, links))
+        """Type search: `GET /[type]?...` and `POST /[type]/_search` (see `ficus.api.search`)."""
+        return search_interaction.search(self, request, search_interaction.Scope([res_type], res_type), writer)
+
+    def system_search(self, request: FhirRequest, writer: Writer | None = None) -> FhirResponse:
+        """`GET /?_type=A,B&...` and `POST /_search`: parameters common to the searched types."""
+        return search_interaction.search(self, request, search_interaction.Scope(None, "", system=True), writer)
+
+    def compartment_search(
+        self, request: FhirRequest, comp_type: str, comp_id: str, res_type: str, writer: Writer | None = None
+    ) -> FhirResponse:
+        """`GET /Patient/[id]/[type]` and `GET /Patient/[id]/*` over the CompartmentDefinition."""
+        everything = res_type == "*"
+        types = search_interaction.compartment_types(self.definitions, comp_type) if everything else [res_type]
+        scope = search_interaction.Scope(
+            types, f"{comp_type}/{comp_id}/{res_type}", compartment=(comp_type, comp_id), all_compartment_types=everything,
+        )
+        return search_interaction.search(self, request, scope, writer)
 
     def _known_criteria(self, request: FhirRequest, res_type: str, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[Issue]]:
         """Drop parameters this server does not know (reported), or fail under handling=strict."""
-        known = self.definitions.search_parameters_for(res_type)
         kept, warnings = [], []
         for key, value in pairs:
-            name = key.partition(":")[0]
-            if name in known or name in ("_id", "_lastUpdated", "_offset") or name in RESULT_PARAMETERS:
-                if name != "_offset":
-                    kept.append((key, value))
+            if key.partition(":")[0] in RESULT_PARAMETERS or search_interaction.is_known(self.definitions, res_type, key):
+                kept.append((key, value))
             elif request.prefer("handling") == "strict":
                 raise FhirError.of(400, "not-supported", f"Unknown search parameter '{key}' for {res_type}", key)
             else:
@@ -371,7 +389,10 @@ class Interactions:
 
     def _validate(self, resource: dict) -> None:
         if self.settings.validate_writes:
-            issues = validate_resource(resource)
+            try:
+                issues = validate_resource(resource)
+            except RecursionError:
+                raise fhirjson.too_deep() from None
             if any(issue.severity in ("error", "fatal") for issue in issues):
                 raise FhirError(400, issues)
 
@@ -403,8 +424,8 @@ class Interactions:
         value = request.param(name)
         if value is None:
             return default
-        if not value.isdigit():
-            raise FhirError.of(400, "invalid", f"{name} must be a non-negative integer", name)
+        if not value.isdigit() or len(value) > 18:
+            raise FhirError.of(400, "invalid", f"{name} must be a non-negative integer below 10^18", name)
         return int(value)
 
     def _page_links(

@@ -1,15 +1,20 @@
-"""Search: FHIR query parameters compiled to SQL over the typed index tables."""
+"""Search: FHIR query parameters compiled to SQL over the typed index tables.
+
+`query` turns criteria into SQL conditions; `execute.run` pages, sorts (`sort`), counts and
+includes (`include`) with keyset cursors (`paging`); `find_ids` serves conditional operations.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ficus.search.execute import SearchPlan, SearchResult, run
 from ficus.search.query import Criterion, build_where, parse_criteria
 from ficus.spec import Definitions
 from ficus.store.database import Cursor
 from ficus.store.repository import Version
 
-__all__ = ["Criterion", "find_ids", "parse_criteria", "search_versions"]
+__all__ = ["Criterion", "SearchPlan", "SearchResult", "find_ids", "parse_criteria", "run", "search_versions"]
 
 
 def find_ids(tx: Cursor, definitions: Definitions, res_type: str, pairs: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:

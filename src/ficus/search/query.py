@@ -1,22 +1,25 @@
-"""Turn FHIR search parameters into SQL over the index tables.
+"""Search criteria -> one SQL condition over `resource r` and the typed index tables.
 
-Each search parameter type contributes one condition builder (`_BUILDERS`); a query is the
-AND of its parameters, each the OR of its comma-separated values.
+A query is the AND of its criteria (a repeated parameter is another criterion), each the OR of
+its comma-separated values. Each parameter type lives in `ficus.search.types` behind one
+interface; chains and `_has` in `ficus.search.chain`; `_id`, `_lastUpdated` and `_list` here.
+`_type` is not a criterion: system search reads it and passes one resource type at a time.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ficus.fhirtime import date_range
-from ficus.outcome import FhirError
+from ficus.search.chain import chain_condition, chain_types, has_condition
+from ficus.search.parse import Chain, Has, Key, Simple, parse_key, split_values, unescape
+from ficus.search.types import REGISTRY, Condition, SearchType, Target
+from ficus.search.types.base import invalid, unsupported
+from ficus.search.types.composite import CompositeType
+from ficus.search.types.date import date_condition
 from ficus.spec import Definitions, SearchParameter
-from ficus.store.indexing import normalize_string
+from ficus.store.indexing import param_key
 
-Condition = tuple[str, list]
-_PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[0-9-])")
 RESULT_PARAMETERS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total",
      "_contained", "_containedType", "_format", "_pretty"}
@@ -31,6 +34,10 @@ class Criterion:
     modifier: str | None
     value: str
 
+    @property
+    def key(self) -> str:
+        return self.name + (f":{self.modifier}" if self.modifier else "")
+
 
 def parse_criteria(pairs: Sequence[tuple[str, str]]) -> list[Criterion]:
     criteria = []
@@ -43,171 +50,156 @@ def parse_criteria(pairs: Sequence[tuple[str, str]]) -> list[Criterion]:
 
 
 def build_where(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> Condition:
-    """SQL condition on `resource r` (alias r) selecting current resources that match."""
+    """SQL condition on `resource r` (alias r) selecting current resources that match.
+
+    Raises FhirError 400 naming the parameter for an unknown parameter or a malformed value.
+    A criterion with an empty value is ignored (except `:missing`).
+    """
+    compiler = Compiler(definitions)
+    target = Target("r", res_type)
     clauses = ["r.res_type = ?", "r.deleted = ?"]
     params: list = [res_type, False]
-    known = definitions.search_parameters_for(res_type)
     for criterion in criteria:
-        if criterion.name == "_lastUpdated":
-            sql, values = _or(criterion, lambda v: _date_condition("r.last_updated", "r.last_updated", v))
-        elif criterion.name == "_id":
-            ids = criterion.value.split(",")
-            sql, values = f"r.res_id IN ({', '.join('?' * len(ids))})", ids
-        else:
-            param = known.get(criterion.name)
-            builder = _BUILDERS.get(param.type) if param else None
-            if param is None or builder is None:
-                raise FhirError.of(
-                    400, "not-supported",
-                    f"Unknown or unsupported search parameter '{criterion.name}' for {res_type}",
-                    criterion.name,
-                )
-            sql, values = builder(res_type, param, criterion)
+        key_text = criterion.key
+        try:
+            key = parse_key(key_text)
+        except ValueError as error:
+            raise invalid(key_text, str(error)) from None
+        if criterion.value == "" and not (isinstance(key, Simple) and key.modifier == "missing"):
+            continue
+        if "\x00" in criterion.value:  # PostgreSQL text cannot hold it; no FHIR string does
+            raise invalid(key_text, f"The value of {key_text} contains a NUL character")
+        sql, values = compiler.criterion(target, key, criterion.value, key_text)
         clauses.append(sql)
         params.extend(values)
     return " AND ".join(clauses), params
 
 
-def _or(criterion: Criterion, single: Callable[[str], Condition]) -> Condition:
+def is_known_parameter(definitions: Definitions, res_type: str, name: str) -> bool:
+    """Whether `name` (`code`, `code:modifier`, a chain or `_has:...`; a bare `_has` too) is a
+    parameter this server can evaluate on `res_type`."""
+    if name == "_has":
+        return True
+    try:
+        key = parse_key(name)
+    except ValueError:
+        return False
+    return Compiler(definitions).known(res_type, key)
+
+
+class Compiler:
+    """Compiles the criteria of one query; hands out unique table aliases."""
+
+    def __init__(self, definitions: Definitions) -> None:
+        self.definitions = definitions
+        self._aliases = 0
+
+    def alias(self, stem: str) -> str:
+        self._aliases += 1
+        return f"{stem}{self._aliases}"
+
+    def parameters(self, res_type: str) -> dict[str, SearchParameter]:
+        return self.definitions.search_parameters_for(res_type)
+
+    def criterion(self, target: Target, key: Key, value: str, name: str) -> Condition:
+        if isinstance(key, Has):
+            return has_condition(self, target, key, value, name)
+        if isinstance(key, Chain):
+            return chain_condition(self, target, key, value, name)
+        special = _RESOURCE_PARAMETERS.get(key.code)
+        if special is not None:
+            return special(self, target, key.modifier, value, name)
+        param = self.parameters(target.res_type).get(key.code)
+        kind = self.search_type(param)
+        if param is None or kind is None:
+            raise unsupported(name, f"Unknown or unsupported search parameter '{key.code}' for {target.res_type}")
+        return kind.condition(self, target, param, key.modifier, value, name)
+
+    def needs_resource_row(self, key: Key) -> bool:
+        """Whether `key` reads columns of `resource` (res_id, last_updated) rather than only
+        the rid of its index rows."""
+        return isinstance(key, Has) or (isinstance(key, Simple) and key.code in _RESOURCE_PARAMETERS)
+
+    def search_type(self, param: SearchParameter | None) -> SearchType | None:
+        if param is None or not param.expression:
+            return None
+        kind = REGISTRY.get(param.type)
+        if isinstance(kind, CompositeType) and kind.components(self, param) is None:
+            return None
+        return kind
+
+    def known(self, res_type: str, key: Key) -> bool:
+        if isinstance(key, Has):
+            if not self.definitions.is_resource_type(key.source_type):
+                return False
+            param = self.parameters(key.source_type).get(key.reference)
+            if param is None or param.type != "reference":
+                return False
+            if param.target and res_type != "Resource" and res_type not in param.target:
+                return False
+            return self.known(key.source_type, key.rest)
+        if isinstance(key, Chain):
+            return bool(chain_types(self, res_type, key))
+        if key.code in _RESOURCE_PARAMETERS:
+            return key.modifier in _RESOURCE_MODIFIERS[key.code]
+        param = self.parameters(res_type).get(key.code)
+        kind = self.search_type(param)
+        return kind is not None and param is not None and kind.supports(param, key.modifier)
+
+
+# -- parameters answered from the resource row -------------------------------------------------
+
+def _id(compiler: Compiler, target: Target, modifier: str | None, value: str, name: str) -> Condition:
+    if modifier == "missing":
+        return _trivial_missing(value, name)
+    ids = [unescape(v) for v in split_values(value)]
+    sql = f"{target.alias}.res_id {'NOT ' if modifier == 'not' else ''}IN ({', '.join('?' * len(ids))})"
+    return sql, ids
+
+
+def _last_updated(compiler: Compiler, target: Target, modifier: str | None, value: str, name: str) -> Condition:
+    if modifier == "missing":
+        return _trivial_missing(value, name)
+    column = f"{target.alias}.last_updated"
     parts, params = [], []
-    for value in _split_values(criterion.value):
-        sql, values = single(value)
+    for alternative in split_values(value):
+        sql, values = date_condition(column, column, alternative, name)
         parts.append(sql)
         params.extend(values)
     return "(" + " OR ".join(parts) + ")", params
 
 
-def _split_values(value: str) -> list[str]:
-    """Split on commas that are not escaped with a backslash, then unescape."""
-    parts = re.split(r"(?<!\\),", value)
-    return [p.replace("\\,", ",").replace("\\|", "|").replace("\\$", "$") for p in parts]
+def _list(compiler: Compiler, target: Target, modifier: str | None, value: str, name: str) -> Condition:
+    """Resources that List/[id] has as an entry.item."""
+    ids = [unescape(v) for v in split_values(value)]
+    if any(i.startswith("$") for i in ids):
+        raise unsupported(name, "Functional lists (_list=$...) are not supported")
+    entry, head = compiler.alias("li"), compiler.alias("l")
+    sql = (
+        f"{target.alias}.res_id IN (SELECT {entry}.target_id FROM idx_reference {entry} JOIN resource {head} "
+        f"ON {head}.rid = {entry}.rid WHERE {entry}.pkey = ? AND {entry}.target_type = ? "
+        f"AND {head}.res_type = ? AND {head}.deleted = ? AND {head}.res_id IN ({', '.join('?' * len(ids))}))"
+    )
+    return sql, [param_key("List", "item"), target.res_type, "List", False, *ids]
 
 
-def _index(table: str, res_type: str, param: SearchParameter, criterion: Criterion, single: Callable[[str], Condition]) -> Condition:
-    if criterion.modifier == "missing":
-        negate = criterion.value == "true"
-        sql = f"r.rid {'NOT ' if negate else ''}IN (SELECT rid FROM idx_{table} WHERE res_type = ? AND param = ?)"
-        return sql, [res_type, param.code]
-    inner, values = _or(criterion, single)
-    sql = f"r.rid IN (SELECT rid FROM idx_{table} WHERE res_type = ? AND param = ? AND {inner})"
-    return sql, [res_type, param.code, *values]
+def _trivial_missing(value: str, name: str) -> Condition:
+    if value not in ("true", "false"):
+        raise invalid(name, f"':missing' takes true or false, not '{value}'")
+    return ("1 = 0", []) if value == "true" else ("1 = 1", [])
 
 
-def _token(res_type: str, param: SearchParameter, criterion: Criterion) -> Condition:
-    def single(value: str) -> Condition:
-        if criterion.modifier == "text":
-            return "LOWER(text) LIKE ?", [normalize_string(value) + "%"]
-        if "|" not in value:
-            return "code = ?", [value]
-        system, code = value.split("|", 1)
-        if not system:
-            return "(code = ? AND system IS NULL)", [code]
-        if not code:
-            return "system = ?", [system]
-        return "(code = ? AND system = ?)", [code, system]
-
-    if criterion.modifier == "not":
-        inner, values = _or(criterion, single)
-        return (
-            f"r.rid NOT IN (SELECT rid FROM idx_token WHERE res_type = ? AND param = ? AND {inner})",
-            [res_type, param.code, *values],
-        )
-    return _index("token", res_type, param, criterion, single)
-
-
-def _string(res_type: str, param: SearchParameter, criterion: Criterion) -> Condition:
-    def single(value: str) -> Condition:
-        if criterion.modifier == "exact":
-            return "exact = ?", [value]
-        pattern = _like_escape(normalize_string(value))
-        if criterion.modifier == "contains":
-            return "value LIKE ? ESCAPE '\\'", [f"%{pattern}%"]
-        return "value LIKE ? ESCAPE '\\'", [f"{pattern}%"]
-
-    return _index("string", res_type, param, criterion, single)
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _reference(res_type: str, param: SearchParameter, criterion: Criterion) -> Condition:
-    def single(value: str) -> Condition:
-        if "://" in value:
-            return "url = ?", [value]
-        target_type, _, target_id = value.rpartition("/")
-        target_type = target_type or criterion.modifier
-        if target_type:
-            return "(target_id = ? AND target_type = ?)", [target_id, target_type]
-        return "target_id = ?", [target_id]
-
-    return _index("reference", res_type, param, criterion, single)
-
-
-def _date(res_type: str, param: SearchParameter, criterion: Criterion) -> Condition:
-    return _index("date", res_type, param, criterion, lambda v: _date_condition("low", "high", v))
-
-
-def _date_condition(low: str, high: str, value: str) -> Condition:
-    prefix, text = _split_prefix(value)
-    found = date_range(text)
-    if found is None:
-        raise FhirError.of(400, "invalid", f"'{value}' is not a valid date search value")
-    start, end = found
-    conditions = {
-        "eq": (f"({low} >= ? AND {high} <= ?)", [start, end]),
-        "ne": (f"({low} < ? OR {high} > ?)", [start, end]),
-        "gt": (f"{high} > ?", [end]),
-        "lt": (f"{low} < ?", [start]),
-        "ge": (f"{high} >= ?", [start]),
-        "le": (f"{low} <= ?", [end]),
-        "sa": (f"{low} > ?", [end]),
-        "eb": (f"{high} < ?", [start]),
-        "ap": (f"({low} <= ? AND {high} >= ?)", [end, start]),
-    }
-    return conditions[prefix]
-
-
-def _split_prefix(value: str) -> tuple[str, str]:
-    match = _PREFIX.match(value)
-    return (match.group(1), value[2:]) if match else ("eq", value)
-
-
-def _number_like(table: str) -> Callable[[str, SearchParameter, Criterion], Condition]:
-    def build(res_type: str, param: SearchParameter, criterion: Criterion) -> Condition:
-        def single(value: str) -> Condition:
-            prefix, text = _split_prefix(value)
-            number_text, _, unit = text.partition("|")
-            try:
-                number = float(number_text)
-            except ValueError:
-                raise FhirError.of(400, "invalid", f"'{value}' is not a valid {param.type} search value") from None
-            operator = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "ge": ">=", "le": "<=", "sa": ">", "eb": "<", "ap": "="}[prefix]
-            sql, values = f"value {operator} ?", [number]
-            if table == "quantity" and unit:
-                system, _, code = unit.partition("|") if "|" in unit else ("", "", unit)
-                sql += " AND (code = ? OR unit = ?)"
-                values += [code or system, code or system]
-                if system and code:
-                    sql += " AND system = ?"
-                    values.append(system)
-            return f"({sql})", values
-
-        return _index(table, res_type, param, criterion, single)
-
-    return build
-
-
-def _uri(res_type: str, param: SearchParameter, criterion: Criterion) -> Condition:
-    return _index("uri", res_type, param, criterion, lambda v: ("value = ?", [v]))
-
-
-_BUILDERS: dict[str, Callable[[str, SearchParameter, Criterion], Condition]] = {
-    "token": _token,
-    "string": _string,
-    "reference": _reference,
-    "date": _date,
-    "number": _number_like("number"),
-    "quantity": _number_like("quantity"),
-    "uri": _uri,
+_RESOURCE_PARAMETERS: dict[str, Callable[[Compiler, Target, str | None, str, str], Condition]] = {
+    "_id": _id,
+    "_lastUpdated": _last_updated,
+    "_list": _list,
 }
+_RESOURCE_MODIFIERS: dict[str, frozenset[str | None]] = {
+    "_id": frozenset({None, "missing", "not"}),
+    "_lastUpdated": frozenset({None, "missing"}),
+    "_list": frozenset({None}),
+}
+
+__all__ = [
+    "RESULT_PARAMETERS", "Criterion", "build_where", "is_known_parameter", "parse_criteria",
+]

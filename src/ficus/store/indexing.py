@@ -1,32 +1,85 @@
 """Search index rows for a resource, extracted from the SearchParameters' FHIRPath expressions.
 
 Common expression shapes (paths, `as`/`ofType`, `where(resolve() is X)`, `where(field='v')`,
-`extension('url')`, unions) compile to plain Python walkers; the rest run through fhirpathpy.
+`extension('url')`, `[n]`, unions) compile to plain Python walkers; the rest run through
+fhirpathpy. Every row carries `pkey`, a 64-bit hash of (resource type, parameter), so the
+indexes lead with one narrow integer instead of two strings.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from ficus.fhirtime import date_range
 from ficus.spec import Definitions, SearchParameter
+from ficus.store import ucum
 
 IndexRows = dict[str, list[tuple]]
-Extractor = Callable[[dict], Iterable[Any]]
+Extractor = Callable[[Any], Iterable[Any]]
+Row = tuple[str, str, tuple]  # (table, derived-parameter suffix, data columns)
 
 INDEX_TABLES = ("string", "token", "date", "number", "quantity", "reference", "uri")
+# Data columns per table, after (rid, res_type, param, pkey, grp).
+INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
+    "string": ("value", "exact", "vkey"),
+    "token": ("system", "code", "text"),
+    "date": ("low", "high"),
+    "number": ("value", "high"),
+    "quantity": ("value", "system", "code", "unit", "cvalue", "ccode", "high", "chigh"),
+    "reference": ("target_type", "target_id", "url"),
+    "uri": ("value",),
+}
+INDEX_INSERTS = {
+    table: (
+        f"INSERT INTO idx_{table} (rid, res_type, param, pkey, grp, {', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * (5 + len(columns)))})"
+    )
+    for table, columns in INDEX_COLUMNS.items()
+}
+INDEXED_TYPES = frozenset(INDEX_TABLES) | {"composite", "special"}
+# Answered from the `resource` table, never indexed.
+RESOURCE_COLUMN_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+# Derived parameter names: they hold ':' or '$', which no search parameter code can.
+IDENTIFIER_SUFFIX = ":identifier"  # Reference.identifier of a reference parameter (token rows)
+OF_TYPE_SUFFIX = ":of-type"  # Identifier.type + value of a token parameter (token rows)
+VALUE_SET_CONCEPT = "$concept"  # (system, code) of every concept a stored ValueSet lists
+STRING_LIMIT = 512
+_FOREVER = 2**62
 _IDENTIFIER = r"[A-Za-z][A-Za-z0-9_]*"
 _STEP = re.compile(
-    rf"^(?:(?P<child>{_IDENTIFIER})"
+    rf"^(?:(?P<child>{_IDENTIFIER})(?:\[(?P<index>\d+)\])?"
     rf"|where\(resolve\(\) is (?P<resolve>{_IDENTIFIER})\)"
     rf"|where\((?P<field>{_IDENTIFIER})\s*=\s*'(?P<value>[^']*)'\)"
     rf"|(?:as|ofType)\((?P<as>{_IDENTIFIER})\)"
-    rf"|extension\('(?P<extension>[^']+)'\))$"
+    rf"|extension\('(?P<extension>[^']+)'\)"
+    rf"|where\(hasExtension\('(?P<has_extension>[^']+)'\)\)"
+    rf"|(?P<first>first\(\)))$"
 )
+_PAREN_AS = re.compile(rf"^\((?P<path>[^()]+(?:\([^()]*\)[^()]*)*) as (?P<type>{_IDENTIFIER})\)(?P<rest>(?:\..+)?)$")
+_TRAILING_AS = re.compile(rf"^(?P<path>.+) as (?P<type>{_IDENTIFIER})$")
+
+
+def param_key(res_type: str, code: str) -> int:
+    """The signed 64-bit hash of (resource type, parameter) stored in every row's `pkey`."""
+    return _param_key(res_type, code)
+
+
+@functools.lru_cache(maxsize=65536)
+def _param_key(res_type: str, code: str) -> int:
+    digest = hashlib.blake2b(f"{res_type}|{code}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def component_code(code: str, index: int) -> str:
+    """The derived parameter holding component `index` of composite parameter `code`."""
+    return f"{code}${index}"
 
 
 def normalize_string(value: str) -> str:
@@ -35,15 +88,132 @@ def normalize_string(value: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def string_key(value: str) -> bytes:
+    """The bytes stored in `idx_string.vkey`: they order the same on both databases."""
+    return normalize_string(value[:STRING_LIMIT]).encode()
+
+
+# -- definitions with the server's own SearchParameters ------------------------------------------
+
+class SearchDefinitions(Definitions):
+    """The R4 definitions plus the active SearchParameter resources stored in the server.
+
+    Everything but the search parameters comes from the wrapped `Definitions`; `use_stored`
+    swaps the stored set (after `ficus reindex`) and bumps `generation`.
+    """
+
+    def __init__(self, base: Definitions) -> None:
+        self._base = base
+        self._stored: tuple[SearchParameter, ...] = ()
+        self._params_by_type: dict[str, dict[str, SearchParameter]] = {}
+        self._by_url: dict[str, SearchParameter] | None = None
+        self.generation = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._base, name)
+
+    @property
+    def base(self) -> Definitions:
+        return self._base
+
+    @property
+    def stored_parameters(self) -> tuple[SearchParameter, ...]:
+        return self._stored
+
+    @property
+    def search_parameters(self) -> list[SearchParameter]:  # type: ignore[override]
+        return [*self._base.search_parameters, *self._stored]
+
+    def search_parameters_for(self, resource_type: str) -> dict[str, SearchParameter]:
+        found = self._params_by_type.get(resource_type)
+        if found is None:
+            found = dict(self._base.search_parameters_for(resource_type))
+            lineage = _lineage(self._base, resource_type)
+            for param in self._stored:
+                if lineage.intersection(param.base):
+                    found[param.code] = param
+            self._params_by_type[resource_type] = found
+        return found
+
+    def use_stored(self, params: Iterable[SearchParameter]) -> None:
+        self._stored = tuple(params)
+        self._params_by_type = {}
+        self._by_url = None
+        self.generation += 1
+
+    def parameter_by_url(self, url: str) -> SearchParameter | None:
+        if self._by_url is None:
+            self._by_url = {p.url: p for p in self.search_parameters}
+        return self._by_url.get(url)
+
+
+def _lineage(definitions: Definitions, resource_type: str) -> set[str]:
+    lineage = {resource_type, "Resource"}
+    if definitions.types.get(resource_type, {}).get("base") == "DomainResource":
+        lineage.add("DomainResource")
+    return lineage
+
+
+def with_stored_parameters(definitions: Definitions) -> SearchDefinitions:
+    """`definitions` able to carry stored SearchParameters (itself when it already can)."""
+    return definitions if isinstance(definitions, SearchDefinitions) else SearchDefinitions(definitions)
+
+
+def parameter_by_url(definitions: Definitions, url: str) -> SearchParameter | None:
+    if isinstance(definitions, SearchDefinitions):
+        return definitions.parameter_by_url(url)
+    return _base_by_url(definitions).get(url)
+
+
+@functools.lru_cache(maxsize=4)
+def _base_by_url(definitions: Definitions) -> dict[str, SearchParameter]:
+    return {p.url: p for p in definitions.search_parameters}
+
+
+def search_parameter_from_resource(resource: dict) -> SearchParameter | None:
+    """The SearchParameter a stored resource defines, or None unless it is active and usable."""
+    if resource.get("status") != "active":
+        return None
+    code, kind, expression = resource.get("code"), resource.get("type"), resource.get("expression")
+    base = resource.get("base")
+    if not (isinstance(code, str) and code and isinstance(kind, str) and isinstance(base, list) and base):
+        return None
+    if kind not in INDEXED_TYPES or not isinstance(expression, str) or not expression.strip():
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", code):
+        return None
+    components = tuple(
+        {"definition": c.get("definition", ""), "expression": c.get("expression", "")}
+        for c in resource.get("component", []) if isinstance(c, dict)
+    )
+    return SearchParameter(
+        url=resource.get("url") or f"urn:ficus:SearchParameter/{resource.get('id')}",
+        code=code,
+        base=tuple(b for b in base if isinstance(b, str)),
+        type=kind,
+        expression=expression,
+        target=tuple(t for t in resource.get("target", []) if isinstance(t, str)),
+        component=components,
+        comparator=tuple(resource.get("comparator", [])),
+        modifier=tuple(resource.get("modifier", [])),
+    )
+
+
+# -- FHIRPath expressions to extractors ---------------------------------------------------------
+
 def split_union(expression: str) -> list[str]:
     """Split a FHIRPath expression on top-level `|`."""
-    parts, depth, current = [], 0, []
+    parts, depth, quoted, current = [], 0, False, []
     for char in expression:
-        if char in "([":
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "([":
             depth += 1
-        elif char in ")]":
+        elif not quoted and char in ")]":
             depth -= 1
-        if char == "|" and depth == 0:
+        if char == "|" and depth == 0 and not quoted:
             parts.append("".join(current).strip())
             current = []
         else:
@@ -71,97 +241,171 @@ def split_steps(path: str) -> list[str]:
     return steps
 
 
-def compile_path(resource_type: str, part: str, definitions: Definitions) -> Extractor | None:
-    """A walker for one union member, or None when it is not a shape we compile."""
+def _shared(definitions: Definitions) -> Definitions:
+    """The process-wide base definitions behind a `SearchDefinitions` (a stable cache key)."""
+    return definitions.base if isinstance(definitions, SearchDefinitions) else definitions
+
+
+def _choice_names(definitions: Definitions) -> frozenset[str]:
+    return _choice_names_of(_shared(definitions))
+
+
+def _choice_suffixes(definitions: Definitions) -> frozenset[str]:
+    return _choice_suffixes_of(_shared(definitions))
+
+
+@functools.lru_cache(maxsize=4)
+def _choice_names_of(definitions: Definitions) -> frozenset[str]:
+    """Names of choice elements (`value` of `value[x]`, `effective`, ...) anywhere in R4."""
+    names = set()
+    for info in definitions.types.values():
+        for children in info["elements"].values():
+            for element in children.values():
+                if element[5]:
+                    names.add(element[5])
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=4)
+def _choice_suffixes_of(definitions: Definitions) -> frozenset[str]:
+    return frozenset(t[0].upper() + t[1:] for t in definitions.types)
+
+
+def _normalise_as(part: str) -> str:
+    """`(X.y as T).z` and `X.y as T` become `X.y.as(T).z`."""
     part = part.strip()
-    as_match = re.fullmatch(rf"\((.+) as ({_IDENTIFIER})\)", part) or re.fullmatch(
-        rf"(.+) as ({_IDENTIFIER})", part
-    )
-    if as_match:
-        part = f"{as_match.group(1)}.as({as_match.group(2)})"
-    steps = split_steps(part)
-    if steps[0] not in (resource_type, "Resource", "DomainResource"):
-        return None
+    match = _PAREN_AS.match(part)
+    if match:
+        return f"{match['path']}.as({match['type']}){match['rest']}"
+    if part.startswith("(") and part.endswith(")") and _balanced(part[1:-1]):
+        return _normalise_as(part[1:-1])
+    match = _TRAILING_AS.match(part)
+    if match and "(" not in match["path"].split(".")[-1]:
+        return f"{match['path']}.as({match['type']})"
+    return part
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+_EXISTS_NOT_FALSE = re.compile(r"^(?P<path>[A-Za-z][\w.]*)\.exists\(\) and (?P=path) != false$")
+
+
+def compile_path(resource_type: str | None, part: str, definitions: Definitions) -> Extractor | None:
+    """A walker for one union member, or None when it is not a shape we compile.
+
+    With `resource_type` None the path is relative (a composite component's expression).
+    """
+    exists = _EXISTS_NOT_FALSE.match(part.strip())
+    if exists:  # Patient `deceased`: true for deceasedBoolean true or any deceasedDateTime
+        walk = compile_path(resource_type, exists["path"], definitions)
+        if walk is None:
+            return None
+
+        def exists_not_false(resource: Any) -> list[Any]:
+            values = walk(resource)
+            return [bool(values) and values != [False]]
+
+        return exists_not_false
+    steps = split_steps(_normalise_as(part))
+    if resource_type is not None:
+        if steps[0] not in (resource_type, "Resource", "DomainResource"):
+            return None
+        steps = steps[1:]
+    choice_names = _choice_names(definitions)
     compiled: list[tuple[str, Any]] = []
-    for step in steps[1:]:
-        match = _STEP.match(step)
+    for step in steps:
+        match = _STEP.match(step.strip())
         if not match:
             return None
         if match["child"]:
-            compiled.append(("child", match["child"]))
+            compiled.append(("choice" if match["child"] in choice_names else "child", match["child"]))
+            if match["index"] is not None:
+                compiled.append(("index", int(match["index"])))
+        elif match["first"]:
+            compiled.append(("index", 0))
         elif match["resolve"]:
             compiled.append(("resolve", match["resolve"]))
         elif match["field"]:
             compiled.append(("where", (match["field"], match["value"])))
+        elif match["has_extension"]:
+            compiled.append(("has_extension", match["has_extension"]))
         elif match["as"]:
-            if not compiled or compiled[-1][0] != "child":
+            if not compiled or compiled[-1][0] not in ("child", "choice"):
                 return None
-            name = compiled.pop()[1]
-            type_name = match["as"]
-            compiled.append(("child", name + type_name[0].upper() + type_name[1:]))
+            kind, name = compiled[-1]
+            if kind == "choice":
+                type_name = match["as"]
+                compiled[-1] = ("child", name + type_name[0].upper() + type_name[1:])
         else:
             compiled.append(("extension", match["extension"]))
-    choice_suffixes = {t[0].upper() + t[1:] for t in definitions.types}
+    suffixes = _choice_suffixes(definitions)
+    steps_tuple = tuple(compiled)
 
-    def walk(resource: dict) -> Iterator[Any]:
+    def walk(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource]
-        for kind, argument in compiled:
-            nodes = list(_apply_step(nodes, kind, argument, choice_suffixes))
+        for kind, argument in steps_tuple:
+            nodes = _apply_step(nodes, kind, argument, suffixes)
             if not nodes:
-                return iter(())
-        return iter(nodes)
+                break
+        return nodes
 
     return walk
 
 
-def _apply_step(nodes: list[Any], kind: str, argument: Any, choice_suffixes: set[str]) -> Iterator[Any]:
+def _apply_step(nodes: list[Any], kind: str, argument: Any, suffixes: frozenset[str]) -> list[Any]:
+    if kind == "index":
+        return nodes[argument:argument + 1]
+    found: list[Any] = []
     for node in nodes:
         if not isinstance(node, dict):
             continue
-        if kind == "child":
+        if kind == "child" or kind == "choice":
             value = node.get(argument)
-            if value is None:
-                value = _choice_value(node, argument, choice_suffixes)
+            if value is None and kind == "choice":
+                value = _choice_value(node, argument, suffixes)
             if isinstance(value, list):
-                yield from (v for v in value if v is not None)
+                found.extend(v for v in value if v is not None)
             elif value is not None:
-                yield value
+                found.append(value)
         elif kind == "resolve":
             reference = node.get("reference", "")
-            if isinstance(reference, str) and _reference_type(reference) == argument:
-                yield node
+            if isinstance(reference, str) and parse_reference(reference)[0] == argument:
+                found.append(node)
         elif kind == "where":
             field, expected = argument
             if node.get(field) == expected:
-                yield node
+                found.append(node)
+        elif kind == "has_extension":
+            extensions = node.get("extension", [])
+            if any(isinstance(e, dict) and e.get("url") == argument for e in extensions):
+                found.append(node)
         else:
             for extension in node.get("extension", []):
                 if isinstance(extension, dict) and extension.get("url") == argument:
-                    yield extension
+                    found.append(extension)
+    return found
 
 
-def _choice_value(node: dict, name: str, choice_suffixes: set[str]) -> Any:
+def _choice_value(node: dict, name: str, suffixes: frozenset[str]) -> Any:
     for key, value in node.items():
-        if key.startswith(name) and key[len(name):] in choice_suffixes:
+        if key.startswith(name) and key[len(name):] in suffixes:
             return value
-    return None
-
-
-def _reference_type(reference: str) -> str | None:
-    parts = reference.split("?", 1)[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2][:1].isupper():
-        return parts[-2]
-    if len(parts) >= 4 and parts[-2] == "_history":
-        return parts[-4]
     return None
 
 
 def parse_reference(reference: str) -> tuple[str | None, str | None]:
     """(type, id) of a literal reference `Type/id`, `Type/id/_history/n` or an absolute URL."""
-    parts = reference.split("?", 1)[0].rstrip("/").split("/")
+    parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
-    if len(parts) >= 2 and parts[-2][:1].isupper():
+    if len(parts) >= 2 and parts[-2][:1].isupper() and parts[-2].isalpha() and parts[-1]:
         return parts[-2], parts[-1]
     return None, None
 
@@ -175,13 +419,162 @@ def _fhirpath_extractor(expression: str) -> Extractor | None:
     except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot parse is not indexed
         return None
 
-    def evaluate(resource: dict) -> list[Any]:
+    def evaluate(resource: Any) -> list[Any]:
         try:
-            return list(compiled(resource))
+            return [_plain(value) for value in compiled(resource)]
         except Exception:  # noqa: BLE001 - one odd resource must not block its write
             return []
 
     return evaluate
+
+
+def _plain(value: Any) -> Any:
+    """fhirpathpy's own date/time/quantity objects as the JSON values the converters expect."""
+    if isinstance(value, (str, dict, bool, int, Decimal, float, list)) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass
+class ExtractorStats:
+    """How the expressions of one resource type's parameters were compiled."""
+
+    compiled: int = 0
+    fallback: int = 0
+    failed: int = 0
+    fallback_parameters: list[str] | None = None
+
+
+def compile_expression(
+    resource_type: str | None, expression: str, definitions: Definitions, stats: ExtractorStats | None = None
+) -> list[Extractor]:
+    """Extractors for each union member of `expression` that applies to `resource_type`."""
+    extractors: list[Extractor] = []
+    for part in split_union(expression):
+        root = resource_type
+        if resource_type is not None:
+            head = split_steps(part.lstrip("( "))[0].strip()
+            if head not in (resource_type, "Resource", "DomainResource"):
+                if head not in definitions.children(resource_type, resource_type):
+                    continue
+                root = None  # a path relative to the resource (InsurancePlan `name | alias`)
+        compiled = compile_path(root, part, definitions)
+        if compiled is None:
+            compiled = _fhirpath_extractor(part) if root is not None else None
+            if stats is not None:
+                if compiled is None:
+                    stats.failed += 1
+                else:
+                    stats.fallback += 1
+        elif stats is not None:
+            stats.compiled += 1
+        if compiled is not None:
+            extractors.append(compiled)
+    return extractors
+
+
+# -- plans: what one resource type yields --------------------------------------------------------
+
+class _SimplePlan:
+    """One search parameter whose values convert to rows of its type's table."""
+
+    def __init__(self, res_type: str, code: str, kind: str, extractors: list[Extractor]) -> None:
+        self.code = code
+        self.converter = _CONVERTERS[kind]
+        self.extractors = extractors
+        self.keys = {"": (code, param_key(res_type, code))}
+        for suffix in (IDENTIFIER_SUFFIX, OF_TYPE_SUFFIX):
+            self.keys[suffix] = (code + suffix, param_key(res_type, code + suffix))
+
+    def emit(self, resource: dict, rows: IndexRows) -> None:
+        seen: set[tuple] = set()
+        keys = self.keys
+        converter = self.converter
+        for extractor in self.extractors:
+            for value in extractor(resource):
+                for table, suffix, columns in converter(value):
+                    name, pkey = keys[suffix]
+                    row = (name, pkey, None, *columns)
+                    if row not in seen:
+                        seen.add(row)
+                        rows[table].append(row)
+
+
+class _CompositePlan:
+    """A composite parameter: each element's components share a `grp` number."""
+
+    def __init__(self, res_type: str, code: str, elements: list[Extractor], components: list[tuple[str, list[Extractor], bool]]) -> None:
+        self.elements = elements
+        self.components = [
+            (component_code(code, i), param_key(res_type, component_code(code, i)), _CONVERTERS[kind], extractors, from_root)
+            for i, (kind, extractors, from_root) in enumerate(components)
+        ]
+
+    def emit(self, resource: dict, rows: IndexRows) -> None:
+        """Rows only for elements with a value for every component: only those can match."""
+        group = 0
+        for element_extractor in self.elements:
+            for node in element_extractor(resource):
+                found: list[tuple[str, tuple]] = []
+                for name, pkey, converter, extractors, from_root in self.components:
+                    before = len(found)
+                    for extractor in extractors:
+                        for value in extractor(resource if from_root else node):
+                            for table, suffix, columns in converter(value):
+                                if not suffix:
+                                    found.append((table, (name, pkey, group, *columns)))
+                    if len(found) == before:
+                        break
+                else:
+                    for table, row in dict.fromkeys(found):
+                        rows[table].append(row)
+                    group += 1
+
+
+class _NearPlan:
+    """`near` (Location.position): latitude and longitude as number rows of one group."""
+
+    def __init__(self, res_type: str, code: str, extractors: list[Extractor]) -> None:
+        self.extractors = extractors
+        self.keys = [(component_code(code, i), param_key(res_type, component_code(code, i))) for i in (0, 1)]
+
+    def emit(self, resource: dict, rows: IndexRows) -> None:
+        group = 0
+        for extractor in self.extractors:
+            for position in extractor(resource):
+                if not isinstance(position, dict):
+                    continue
+                latitude, longitude = position.get("latitude"), position.get("longitude")
+                if _is_number(latitude) and _is_number(longitude):
+                    for (name, pkey), value in zip(self.keys, (latitude, longitude)):
+                        rows["number"].append((name, pkey, group, float(value), float(value)))
+                    group += 1
+
+
+class _ValueSetConceptPlan:
+    """Every (system, code) a stored ValueSet lists, so `:in` can use ValueSets in the server."""
+
+    def __init__(self) -> None:
+        self.key = (VALUE_SET_CONCEPT, param_key("ValueSet", VALUE_SET_CONCEPT))
+
+    def emit(self, resource: dict, rows: IndexRows) -> None:
+        name, pkey = self.key
+        seen: set[tuple] = set()
+        compose = resource.get("compose") if isinstance(resource.get("compose"), dict) else {}
+        for include in compose.get("include", []):
+            if isinstance(include, dict):
+                for concept in include.get("concept", []):
+                    if isinstance(concept, dict) and isinstance(concept.get("code"), str):
+                        seen.add((include.get("system"), concept["code"]))
+        expansion = resource.get("expansion") if isinstance(resource.get("expansion"), dict) else {}
+        stack = list(expansion.get("contains", []))
+        while stack:
+            entry = stack.pop()
+            if isinstance(entry, dict):
+                if isinstance(entry.get("code"), str):
+                    seen.add((entry.get("system"), entry["code"]))
+                stack.extend(entry.get("contains", []))
+        rows["token"].extend((name, pkey, None, system, code, None) for system, code in sorted(seen, key=str))
 
 
 class IndexExtractor:
@@ -189,132 +582,259 @@ class IndexExtractor:
 
     def __init__(self, definitions: Definitions) -> None:
         self.definitions = definitions
-        self._plans: dict[str, list[tuple[str, str, list[Extractor]]]] = {}
+        self._generation = getattr(definitions, "generation", 0)
+        self._plans: dict[str, list[Any]] = {}
+        self.stats: dict[str, ExtractorStats] = {}
 
-    def plan(self, resource_type: str) -> list[tuple[str, str, list[Extractor]]]:
+    def plan(self, resource_type: str) -> list[Any]:
+        generation = getattr(self.definitions, "generation", 0)
+        if generation != self._generation:
+            self._plans, self.stats, self._generation = {}, {}, generation
         found = self._plans.get(resource_type)
         if found is None:
-            found = []
-            params = self.definitions.search_parameters_for(resource_type).values()
-            for param in params:
-                extractors = self._extractors(resource_type, param)
-                if extractors and param.type in INDEX_TABLES:
-                    found.append((param.code, param.type, extractors))
+            found = self._build_plan(resource_type)
             self._plans[resource_type] = found
         return found
 
-    def _extractors(self, resource_type: str, param: SearchParameter) -> list[Extractor]:
-        extractors: list[Extractor] = []
-        for part in split_union(param.expression):
-            compiled = compile_path(resource_type, part, self.definitions)
-            if compiled is None:
-                head = split_steps(part.lstrip("("))[0]
-                if head not in (resource_type, "Resource", "DomainResource"):
-                    continue
-                compiled = _fhirpath_extractor(part)
-            if compiled is not None:
-                extractors.append(compiled)
-        return extractors
+    def _build_plan(self, resource_type: str) -> list[Any]:
+        stats = ExtractorStats(fallback_parameters=[])
+        plans: list[Any] = []
+        for param in self.definitions.search_parameters_for(resource_type).values():
+            if param.code in RESOURCE_COLUMN_PARAMETERS or not param.expression or param.type not in INDEXED_TYPES:
+                continue
+            before = stats.fallback + stats.failed
+            plan = self._param_plan(resource_type, param, stats)
+            if stats.fallback + stats.failed > before:
+                stats.fallback_parameters.append(param.code)  # type: ignore[union-attr]
+            if plan is not None:
+                plans.append(plan)
+        if resource_type == "ValueSet":
+            plans.append(_ValueSetConceptPlan())
+        self.stats[resource_type] = stats
+        return plans
+
+    def _param_plan(self, resource_type: str, param: SearchParameter, stats: ExtractorStats) -> Any:
+        extractors = compile_expression(resource_type, param.expression, self.definitions, stats)
+        if not extractors:
+            return None
+        if param.type == "composite":
+            components = []
+            for component in param.component:
+                definition = parameter_by_url(self.definitions, component["definition"])
+                if definition is None or definition.type not in INDEX_TABLES:
+                    return None
+                expression = component["expression"]
+                from_root = expression.startswith("%resource.")
+                if from_root:
+                    expression = resource_type + expression[len("%resource"):]
+                component_extractors = compile_expression(
+                    resource_type if from_root else None, expression, self.definitions, stats
+                )
+                if not component_extractors:
+                    return None
+                components.append((definition.type, component_extractors, from_root))
+            return _CompositePlan(resource_type, param.code, extractors, components) if components else None
+        if param.type == "special":
+            return _NearPlan(resource_type, param.code, extractors) if param.code == "near" else None
+        return _SimplePlan(resource_type, param.code, param.type, extractors)
 
     def rows(self, resource_type: str, resource: dict) -> IndexRows:
         rows: IndexRows = {table: [] for table in INDEX_TABLES}
-        for code, kind, extractors in self.plan(resource_type):
-            converter = _CONVERTERS[kind]
-            target = rows[kind]
-            seen: set[tuple] = set()
-            for extractor in extractors:
-                for value in extractor(resource):
-                    for row in converter(value):
-                        if row not in seen:
-                            seen.add(row)
-                            target.append((code, *row))
+        for plan in self.plan(resource_type):
+            plan.emit(resource, rows)
         return rows
 
 
-def _string_rows(value: Any) -> Iterator[tuple]:
+# -- values to row columns -----------------------------------------------------------------------
+
+_NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
+_ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
+_SKIPPED_STRING_KEYS = frozenset({"extension", "modifierExtension", "id", "use", "period", "system", "type"})
+
+
+def _string_rows(value: Any) -> Iterator[Row]:
     for text in _strings(value):
-        yield normalize_string(text)[:512], text[:512]
+        exact = text[:STRING_LIMIT]
+        normalized = normalize_string(exact)
+        yield "string", "", (normalized, exact, normalized.encode())
 
 
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("extension", "id", "use", "period", "system"):
-                continue
+        keys: Iterable[str]
+        if "family" in value or "given" in value:
+            keys = _NAME_PARTS
+        elif "line" in value or "city" in value or "postalCode" in value or "country" in value:
+            keys = _ADDRESS_PARTS
+        else:
+            keys = [k for k in value if k not in _SKIPPED_STRING_KEYS]
+        for key in keys:
+            item = value.get(key)
             if isinstance(item, list):
                 for element in item:
                     yield from _strings(element)
-            else:
+            elif item is not None:
                 yield from _strings(item)
 
 
-def _token_rows(value: Any) -> Iterator[tuple]:
+def _text(value: Any) -> str | None:
+    return normalize_string(value)[:STRING_LIMIT] if isinstance(value, str) and value else None
+
+
+def _token_rows(value: Any) -> Iterator[Row]:
     if isinstance(value, bool):
-        yield None, "true" if value else "false", None
+        yield "token", "", (None, "true" if value else "false", None)
     elif isinstance(value, str):
-        yield None, value, None
+        yield "token", "", (None, value, None)
+    elif isinstance(value, (int, Decimal)):
+        yield "token", "", (None, str(value), None)
     elif isinstance(value, dict):
-        if "coding" in value or "text" in value and "value" not in value and "code" not in value:
-            for coding in value.get("coding", []):
-                yield from _coding_rows(coding, value.get("text"))
-            if "text" in value and not value.get("coding"):
-                yield None, None, value["text"]
-        elif "code" in value or "system" in value and "value" not in value:
-            yield from _coding_rows(value, None)
+        if "coding" in value or ("text" in value and "value" not in value and "code" not in value):
+            yield from _codeable_concept_rows(value)
+        elif "code" in value or ("system" in value and "value" not in value) or "display" in value:
+            yield from _coding_rows(value)
         elif "value" in value:
-            type_text = (value.get("type") or {}).get("text") if isinstance(value.get("type"), dict) else None
-            yield value.get("system"), str(value["value"]), type_text
+            yield from _identifier_rows(value)
 
 
-def _coding_rows(coding: Any, text: str | None) -> Iterator[tuple]:
-    if isinstance(coding, dict) and ("code" in coding or "display" in coding):
-        yield coding.get("system"), coding.get("code"), coding.get("display") or text
+def _codeable_concept_rows(value: dict) -> Iterator[Row]:
+    displays = set()
+    for coding in value.get("coding", []):
+        if isinstance(coding, dict):
+            displays.add(_text(coding.get("display")))
+            yield from _coding_rows(coding)
+    text = _text(value.get("text"))
+    if text and text not in displays:
+        yield "token", "", (None, None, text)
 
 
-def _date_rows(value: Any) -> Iterator[tuple]:
+def _coding_rows(coding: dict) -> Iterator[Row]:
+    code, system = coding.get("code"), coding.get("system")
+    if code is not None or system is not None or coding.get("display"):
+        yield "token", "", (system, code if code is None else str(code), _text(coding.get("display")))
+
+
+def _identifier_rows(value: dict) -> Iterator[Row]:
+    """Identifier and ContactPoint: `system|value`; an Identifier's type also feeds `:of-type`."""
+    identifier_type = value.get("type") if isinstance(value.get("type"), dict) else {}
+    text = _text(identifier_type.get("text"))
+    raw = value["value"]
+    code = raw if isinstance(raw, str) else str(raw)
+    yield "token", "", (value.get("system"), code, text)
+    for coding in identifier_type.get("coding", []):
+        if isinstance(coding, dict) and coding.get("code"):
+            yield "token", OF_TYPE_SUFFIX, (coding.get("system"), coding["code"], code)
+
+
+def _date_rows(value: Any) -> Iterator[Row]:
     if isinstance(value, str):
         found = date_range(value)
         if found:
-            yield found
+            yield "date", "", found
     elif isinstance(value, dict):
         if "start" in value or "end" in value:
             start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
             end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
             if start or end:
-                yield (start[0] if start else -(2**62)), (end[1] if end else 2**62)
+                yield "date", "", ((start[0] if start else -_FOREVER), (end[1] if end else _FOREVER))
         for event in value.get("event", []):
             yield from _date_rows(event)
+        repeat = value.get("repeat")
+        if isinstance(repeat, dict) and isinstance(repeat.get("boundsPeriod"), dict):
+            yield from _date_rows(repeat["boundsPeriod"])
 
 
-def _number_rows(value: Any) -> Iterator[tuple]:
-    if isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
-        yield (float(value),)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, Decimal, float)) and not isinstance(value, bool)
 
 
-def _quantity_rows(value: Any) -> Iterator[tuple]:
-    if isinstance(value, dict) and isinstance(value.get("value"), (int, Decimal, float)):
-        code = value.get("code") or value.get("currency")
-        yield float(value["value"]), value.get("system"), code, value.get("unit")
-
-
-def _reference_rows(value: Any) -> Iterator[tuple]:
-    if isinstance(value, str):
-        yield None, None, value
+def _number_rows(value: Any) -> Iterator[Row]:
+    if _is_number(value):
+        yield "number", "", (float(value), float(value))
     elif isinstance(value, dict):
-        reference = value.get("reference")
-        if isinstance(reference, str) and not reference.startswith("#"):
-            target_type, target_id = parse_reference(reference)
-            yield target_type, target_id, reference if target_id is None or "://" in reference else None
+        if _is_number(value.get("value")):
+            yield "number", "", (float(value["value"]), float(value["value"]))
+        elif "low" in value or "high" in value:  # Range
+            low, high = _bound(value.get("low"), -_UNBOUNDED), _bound(value.get("high"), _UNBOUNDED)
+            if low is not None and high is not None:
+                yield "number", "", (low, high)
 
 
-def _uri_rows(value: Any) -> Iterator[tuple]:
+_UNBOUNDED = 1e300
+
+
+def _bound(quantity: Any, default: float) -> float | None:
+    if quantity is None:
+        return default
+    if isinstance(quantity, dict) and _is_number(quantity.get("value")):
+        return float(quantity["value"])
+    return None
+
+
+def _quantity_rows(value: Any) -> Iterator[Row]:
+    if isinstance(value, dict) and _is_number(value.get("value")):
+        number = float(value["value"])
+        system, code = value.get("system"), value.get("code")
+        if code is None and "currency" in value:
+            code, system = value["currency"], system or "urn:iso:std:iso:4217"
+        cvalue, ccode = _canonical(number, system, code)
+        yield "quantity", "", (number, system, code, value.get("unit"), cvalue, ccode, number, cvalue)
+    elif isinstance(value, dict) and ("low" in value or "high" in value):  # Range
+        ends = [q for q in (value.get("low"), value.get("high")) if isinstance(q, dict)]
+        low, high = _bound(value.get("low"), -_UNBOUNDED), _bound(value.get("high"), _UNBOUNDED)
+        if not ends or low is None or high is None:
+            return
+        unit = ends[0]
+        system, code = unit.get("system"), unit.get("code")
+        clow, ccode = _canonical(low, system, code) if "low" in value else (None, None)
+        chigh, chigh_code = _canonical(high, system, code) if "high" in value else (None, None)
+        ccode = ccode or chigh_code
+        if ccode is not None:
+            clow = -_UNBOUNDED if clow is None else clow
+            chigh = _UNBOUNDED if chigh is None else chigh
+        yield "quantity", "", (low, system, code, unit.get("unit"), clow, ccode, high, chigh)
+    elif _is_number(value):
+        yield "quantity", "", (float(value), None, None, None, None, None, float(value), None)
+
+
+def _canonical(number: float, system: Any, code: Any) -> tuple[float | None, str | None]:
+    if system == ucum.UCUM_SYSTEM and isinstance(code, str):
+        found = ucum.canonical(number, code)
+        if found is not None:
+            return found
+    return None, None
+
+
+def _reference_rows(value: Any) -> Iterator[Row]:
     if isinstance(value, str):
-        yield (value,)
+        url = value.split("|", 1)[0]
+        target_type, target_id = parse_reference(url) if "://" not in url else (None, None)
+        yield "reference", "", (target_type, target_id, url)
+    elif isinstance(value, dict):
+        if "resourceType" in value:  # a resource itself (Bundle.entry[0].resource)
+            if isinstance(value.get("id"), str):
+                yield "reference", "", (value["resourceType"], value["id"], None)
+            return
+        reference = value.get("reference")
+        if isinstance(reference, str) and reference and not reference.startswith("#"):
+            target_type, target_id = parse_reference(reference)
+            url = reference if target_id is None or "://" in reference else None
+            yield "reference", "", (target_type, target_id, url)
+        identifier = value.get("identifier")
+        if isinstance(identifier, dict) and "value" in identifier:
+            for _, _, columns in _identifier_rows(identifier):
+                yield "token", IDENTIFIER_SUFFIX, columns
+                break
 
 
-_CONVERTERS: dict[str, Callable[[Any], Iterator[tuple]]] = {
+def _uri_rows(value: Any) -> Iterator[Row]:
+    if isinstance(value, str):
+        yield "uri", "", (value,)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Iterator[Row]]] = {
     "string": _string_rows,
     "token": _token_rows,
     "date": _date_rows,

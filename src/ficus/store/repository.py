@@ -17,18 +17,17 @@ from ficus.fhirtime import format_instant, now_micros
 from ficus.outcome import FhirError
 from ficus.spec import Definitions
 from ficus.store.database import Cursor, Database
-from ficus.store.indexing import INDEX_TABLES, IndexExtractor
+from ficus.store.indexing import (
+    INDEX_INSERTS,
+    INDEX_TABLES,
+    IndexExtractor,
+    search_parameter_from_resource,
+    with_stored_parameters,
+)
 
 _VERSION_COLUMNS = "res_type, res_id, version, last_updated, method, content"
-_INDEX_INSERTS = {
-    "string": "INSERT INTO idx_string (rid, res_type, param, value, exact) VALUES (?, ?, ?, ?, ?)",
-    "token": "INSERT INTO idx_token (rid, res_type, param, system, code, text) VALUES (?, ?, ?, ?, ?, ?)",
-    "date": "INSERT INTO idx_date (rid, res_type, param, low, high) VALUES (?, ?, ?, ?, ?)",
-    "number": "INSERT INTO idx_number (rid, res_type, param, value) VALUES (?, ?, ?, ?)",
-    "quantity": "INSERT INTO idx_quantity (rid, res_type, param, value, system, code, unit) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "reference": "INSERT INTO idx_reference (rid, res_type, param, target_type, target_id, url) VALUES (?, ?, ?, ?, ?, ?)",
-    "uri": "INSERT INTO idx_uri (rid, res_type, param, value) VALUES (?, ?, ?, ?)",
-}
+_INDEX_INSERTS = INDEX_INSERTS  # one row layout, owned by the extractor
+_CURRENT_VERSION = "v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version"
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,9 @@ class Repository:
 
     def __init__(self, database: Database, definitions: Definitions) -> None:
         self.database = database
-        self.definitions = definitions
-        self.extractor = IndexExtractor(definitions)
+        self.definitions = with_stored_parameters(definitions)  # R4 plus stored SearchParameters
+        self.extractor = IndexExtractor(self.definitions)
+        self.load_search_parameters()
 
     @contextmanager
     def reading(self, tx: Cursor | None = None) -> Iterator[Cursor]:
@@ -141,6 +141,57 @@ class Repository:
                 (*params, count, offset),
             ).fetchall()
         return [Version.from_row(row) for row in rows], total
+
+    def load_search_parameters(self, tx: Cursor | None = None) -> int:
+        """Take up the active SearchParameter resources stored here (done at start and by
+        `reindex`); returns how many there are. Resources written before are not indexed for
+        them until `reindex` runs."""
+        with self.reading(tx) as opened:
+            rows = opened.execute(
+                f"SELECT v.content FROM resource r JOIN resource_version v ON {_CURRENT_VERSION} "
+                "WHERE r.res_type = ? AND r.deleted = ?",
+                ("SearchParameter", False),
+            ).fetchall()
+        params = []
+        for (content,) in rows:
+            param = search_parameter_from_resource(fhirjson.decode(bytes(content)))
+            if param is not None:
+                params.append(param)
+        self.definitions.use_stored(params)
+        return len(params)
+
+    def reindex(self, res_type: str | None = None, batch: int = 500, progress: Any = None) -> int:
+        """Rebuild the index rows of every current resource (of `res_type`) with the current
+        SearchParameters, stored ones included, one transaction per `batch` resources.
+        `progress(done)` is called after each batch. Returns the number of resources reindexed."""
+        self.load_search_parameters()
+        lock = " FOR UPDATE OF r" if self.database.dialect == "postgresql" else ""
+        type_filter = " AND r.res_type = ?" if res_type else ""
+        done, after = 0, 0
+        while True:
+            with self.database.session(write=True) as tx:
+                rows = tx.execute(
+                    f"SELECT r.rid, r.res_type, v.content FROM resource r JOIN resource_version v ON {_CURRENT_VERSION} "
+                    f"WHERE r.rid > ? AND r.deleted = ?{type_filter} ORDER BY r.rid LIMIT ?{lock}",
+                    (after, False, *([res_type] if res_type else []), batch),
+                ).fetchall()
+                if not rows:
+                    return done
+                rids = [row[0] for row in rows]
+                marks = ", ".join("?" * len(rids))
+                inserts: dict[str, list[tuple]] = {table: [] for table in INDEX_TABLES}
+                for rid, row_type, content in rows:
+                    resource = fhirjson.decode(bytes(content))
+                    for table, index_rows in self.extractor.rows(row_type, resource).items():
+                        inserts[table].extend((rid, row_type, *row) for row in index_rows)
+                for table in INDEX_TABLES:
+                    tx.execute(f"DELETE FROM idx_{table} WHERE rid IN ({marks})", rids)
+                    if inserts[table]:
+                        tx.executemany(_INDEX_INSERTS[table], inserts[table])
+            done += len(rows)
+            after = rids[-1]
+            if progress is not None:
+                progress(done)
 
     @contextmanager
     def transaction(self) -> Iterator[Writer]:

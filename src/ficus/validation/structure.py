@@ -429,6 +429,9 @@ def _integer_check(name: str, minimum: int) -> PrimitiveCheck:
     return check
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _string_check(
     name: str, pattern: re.Pattern | None, max_length: int | None
 ) -> PrimitiveCheck:
@@ -437,6 +440,8 @@ def _string_check(
             return "structure", f"Expected a JSON string for {name}, not {_json_kind(value)}"
         if not value or value.isspace():
             return "value", f"A {name} value must not be empty or only whitespace"
+        if _CONTROL_CHARACTER.search(value):
+            return "value", f"A {name} value must not contain control characters other than tab, CR and LF"
         if max_length is not None and len(value) > max_length:
             return "value", f"A {name} value must not be longer than {max_length} characters"
         if pattern is not None and pattern.fullmatch(value) is None:

@@ -1,0 +1,375 @@
+"""Running a search: scope and criteria -> one page of matches, its includes and the total.
+
+Statements per page (all fixed, none per resource):
+
+- 1 page statement: the keyset-paged, sorted match rows joined to their stored JSON
+  (`_summary=count` / `_count=0` skip it);
+- 0 or 1 count statement: skipped for `_total=none`, and when the first page already holds
+  every match; `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW` and
+  otherwise reads the planner's estimate (1 more statement);
+- 1 statement per include level (`_include`/`_revinclude` all together; `:iterate` adds
+  levels, at most `include.MAX_LEVELS`);
+- 1 statement listing the stored resource types, only for a search over many types with
+  criteria (system search without `_type`, compartment `*`).
+
+Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
+`_explain`, and turns database errors caused by a client's values into a 400.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ficus.outcome import FhirError, Issue
+from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
+from ficus.search.paging import Cursor, keyset_condition
+from ficus.search.query import Criterion, build_where
+from ficus.search.sort import SortKey
+from ficus.spec import Definitions
+from ficus.store.database import Cursor as DbCursor
+from ficus.store.repository import Version
+
+ESTIMATE_EXACT_BELOW = 1000
+MAX_PARAMETERS = 32000  # below SQLite's default limit (32766) and PostgreSQL's (65535)
+_MANY_TYPES = 4
+_CONTENT_COLUMNS = "v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"
+
+
+@dataclass
+class Statement:
+    purpose: str
+    sql: str
+    params: list
+    rows: int = 0
+    seconds: float = 0.0
+
+
+class Recorder:
+    """Runs the statements of one search on `tx` and remembers them."""
+
+    def __init__(self, tx: DbCursor, dialect: str) -> None:
+        self.tx = tx
+        self.dialect = dialect
+        self.statements: list[Statement] = []
+
+    def rows(self, purpose: str, sql: str, params: list) -> list:
+        if len(params) > MAX_PARAMETERS:
+            raise FhirError.of(400, "too-costly", f"The search needs {len(params)} SQL parameters (at most {MAX_PARAMETERS}); use fewer values")
+        statement = Statement(purpose, sql, list(params))
+        started = time.perf_counter()
+        try:
+            found = self.tx.execute(sql, params).fetchall()
+        except Exception as error:  # re-raised unless a client's value caused it
+            raise _client_error(error) from error
+        statement.seconds = time.perf_counter() - started
+        statement.rows = len(found)
+        self.statements.append(statement)
+        return found
+
+
+def _client_error(error: Exception) -> Exception:
+    """A database error that a query's values provoke becomes a 400; others stay as they are."""
+    text = str(error)
+    if isinstance(error, OverflowError):
+        return FhirError.of(400, "invalid", "A search value is out of the range this server can compare")
+    if isinstance(error, sqlite3.OperationalError) and re.search(
+        r"too many (SQL variables|terms)|too (big|large|complex)|parser stack overflow|Expression tree", text
+    ):
+        return FhirError.of(400, "too-costly", "The search is too large to run; use fewer values")
+    try:
+        import psycopg.errors as pg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return error
+    if isinstance(error, (pg.ProgramLimitExceeded, pg.StatementTooComplex)):
+        return FhirError.of(400, "too-costly", "The search is too large to run; use fewer values")
+    if isinstance(error, pg.DataError):
+        return FhirError.of(400, "invalid", f"A search value cannot be compared: {text.splitlines()[0]}")
+    return error
+
+
+@dataclass
+class SearchPlan:
+    """What to search and which page to return; built from the request by `api.search`."""
+
+    types: list[str] | None  # None: every resource type
+    criteria: list[Criterion] = field(default_factory=list)
+    sort: list[SortKey] = field(default_factory=list)
+    count: int = 50
+    offset: int = 0
+    cursor: Cursor | None = None
+    total: str = "accurate"  # none | estimate | accurate
+    page: bool = True  # False: only the total (_summary=count, _count=0)
+    includes: list[IncludeSpec] = field(default_factory=list)
+    compartment: tuple[str, str, dict[str, list[str]]] | None = None  # (type, id, {type: params})
+
+
+@dataclass
+class SearchResult:
+    matches: list[Version]
+    included: list[Version]
+    total: int | None
+    next: Cursor | None
+    previous: Cursor | None
+    warnings: list[Issue]
+    statements: list[Statement]
+
+
+def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) -> SearchResult:
+    recorder = Recorder(tx, dialect)
+    where, params = scope_condition(recorder, definitions, plan)
+    matches: list[Version] = []
+    included: list[Version] = []
+    warnings: list[Issue] = []
+    next_cursor = previous_cursor = None
+    total: int | None = None
+    complete_first_page = False
+    if plan.page and plan.count > 0:
+        matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, where, params)
+        complete_first_page = plan.cursor is None and plan.offset == 0 and next_cursor is None
+        if plan.includes and matches:
+            included, truncated = _includes(recorder, plan.includes, match_rids)
+            if truncated:
+                warnings.append(Issue(
+                    "warning", "too-costly",
+                    f"Only the first {MAX_INCLUDED} included resources are returned; narrow the search or the includes",
+                ))
+    if plan.total == "none":
+        total = None
+    elif complete_first_page:
+        total = len(matches)
+    else:
+        total = _count(recorder, where, params, plan.total == "estimate")
+    return SearchResult(matches, included, total, next_cursor, previous_cursor, warnings, recorder.statements)
+
+
+# -- scope --------------------------------------------------------------------------------------
+
+def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> tuple[str, list]:
+    """The SQL condition on `resource r` for the plan's types, criteria and compartment."""
+    types = plan.types
+    if plan.criteria and (types is None or len(types) > _MANY_TYPES):
+        stored = stored_types(recorder)
+        types = [t for t in types if t in stored] if types is not None else sorted(stored)
+    if types is not None and len(types) == 1:
+        where, params = _build_where(definitions, types[0], plan.criteria)
+    elif plan.criteria:
+        # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
+        # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
+        # conditions (_id, _lastUpdated) stay an OR, which an ordered scan can stop early on.
+        parts, params = [], []
+        for res_type in types or []:
+            sql, values = _build_where(definitions, res_type, plan.criteria)
+            parts.append(sql)
+            params += values
+        if not parts:
+            where = "1 = 0"
+        elif any("SELECT" in part.upper() for part in parts):
+            where = "r.rid IN (" + " UNION ALL ".join(f"SELECT r.rid FROM resource r WHERE {p}" for p in parts) + ")"
+        else:
+            where = "(" + " OR ".join(f"({p})" for p in parts) + ")"
+    elif types is None:
+        where, params = "r.deleted = ?", [False]
+    elif not types:
+        where, params = "1 = 0", []
+    else:
+        where = f"r.res_type IN ({', '.join('?' * len(types))}) AND r.deleted = ?"
+        params = [*types, False]
+    if plan.compartment is not None:
+        sql, values = _compartment_condition(*plan.compartment)
+        where += f" AND {sql}"
+        params = [*params, *values]
+    return where, params
+
+
+def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> tuple[str, list]:
+    """`build_where`, making sure a failure names the parameter whose value caused it."""
+    try:
+        return build_where(definitions, res_type, criteria)
+    except FhirError as error:
+        if all(issue.expression for issue in error.issues):
+            raise
+        culprit = _culprit(definitions, res_type, criteria)
+        if culprit is None:
+            raise
+        raise FhirError(error.status, [
+            issue if issue.expression else Issue(issue.severity, issue.code, issue.diagnostics, culprit)
+            for issue in error.issues
+        ]) from None
+    except Exception as error:  # a client's value must not become a 5xx
+        culprit = _culprit(definitions, res_type, criteria)
+        if culprit is None:
+            raise
+        raise FhirError.of(400, "invalid", f"The value of {culprit} cannot be interpreted", culprit) from error
+
+
+def _culprit(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> str | None:
+    for criterion in criteria:
+        try:
+            build_where(definitions, res_type, [criterion])
+        except Exception:  # noqa: BLE001
+            return criterion.name + (f":{criterion.modifier}" if criterion.modifier else "")
+    return None
+
+
+def _compartment_condition(comp_type: str, comp_id: str, members: dict[str, list[str]]) -> tuple[str, list]:
+    """Resources whose listed reference parameters point to comp_type/comp_id, and the
+    compartment's own resource: one IN over a UNION, so the planner drives the search from
+    the reference index (an OR of two INs would scan `resource`)."""
+    groups, params = [], []
+    for res_type, listed in sorted(members.items()):
+        names = [n for n in listed if n != "{def}"]  # {def}: the compartment's own resource
+        if names:
+            groups.append(f"(x.res_type = ? AND x.param IN ({', '.join('?' * len(names))}))")
+            params += [res_type, *names]
+    branches = []
+    if groups:
+        branches.append(
+            "SELECT x.rid FROM idx_reference x WHERE x.target_type = ? AND x.target_id = ? "
+            f"AND ({' OR '.join(groups)})"
+        )
+        params = [comp_type, comp_id, *params]
+    if comp_type in members:
+        branches.append("SELECT c.rid FROM resource c WHERE c.res_type = ? AND c.res_id = ?")
+        params += [comp_type, comp_id]
+    if not branches:
+        return "1 = 0", []
+    return f"r.rid IN ({' UNION '.join(branches)})", params
+
+
+def stored_types(recorder: Recorder) -> set[str]:
+    """The resource types present in the store (a loose index scan: one probe per type)."""
+    rows = recorder.rows(
+        "types",
+        "WITH RECURSIVE t(res_type) AS (SELECT MIN(res_type) FROM resource UNION ALL "
+        "SELECT (SELECT MIN(res_type) FROM resource WHERE res_type > t.res_type) FROM t WHERE t.res_type IS NOT NULL) "
+        "SELECT res_type FROM t WHERE res_type IS NOT NULL",
+        [],
+    )
+    return {row[0] for row in rows}
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+    keys = plan.sort
+    cursor = plan.cursor
+    forward = cursor is None or cursor.forward
+    key_columns = [f"q.k{i}" for i in range(len(keys))]
+    select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
+    key_params = [p for key in keys for p in key.params]
+    inner = f"SELECT r.rid, r.res_type, r.res_id, r.version{select_keys} FROM resource r WHERE {where}"
+    sql_params = [*key_params, *params]
+    middle_where = ""
+    if cursor is not None:
+        condition, values = keyset_condition(
+            [(column, key.descending) for column, key in zip(key_columns, keys)], cursor, "q.rid"
+        )
+        middle_where = f" WHERE {condition}"
+        sql_params += values
+
+    def order(alias: str, reverse: bool) -> str:
+        terms = []
+        for i, key in enumerate(keys):
+            descending = key.descending != reverse
+            terms.append(f"{alias}.k{i} {'DESC' if descending else 'ASC'} NULLS {'FIRST' if reverse else 'LAST'}")
+        terms.append(f"{alias}.rid {'DESC' if reverse else 'ASC'}")
+        return ", ".join(terms)
+
+    reverse = not forward
+    limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
+    sql_params.append(plan.count + 1)
+    if plan.offset:
+        sql_params.append(plan.offset)
+    out_keys = "".join(f", p.k{i}" for i in range(len(keys)))
+    mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
+    # With sort keys, q is a MATERIALIZED CTE: each key subquery then runs once per match;
+    # inlined, the planners copy it into every term of the keyset condition.
+    head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
+    sql = (
+        f"{head}SELECT p.rid, {_CONTENT_COLUMNS}{out_keys} FROM ("
+        f"SELECT q.rid, q.res_type, q.res_id, q.version{mid_keys} FROM {source}{middle_where} "
+        f"ORDER BY {order('q', reverse)}{limit}"
+        ") p JOIN resource_version v ON v.res_type = p.res_type AND v.res_id = p.res_id AND v.version = p.version "
+        f"ORDER BY {order('p', reverse)}"
+    )
+    rows = recorder.rows("page", sql, sql_params)
+    more = len(rows) > plan.count
+    rows = rows[: plan.count]
+    if reverse:
+        rows.reverse()
+    versions = [Version.from_row(row[1:7]) for row in rows]
+    rids = [row[0] for row in rows]
+
+    def at(row: Any, forward_cursor: bool) -> Cursor:
+        return Cursor(forward_cursor, tuple(row[7:]), row[0])
+
+    next_cursor = previous_cursor = None
+    if forward:
+        if more:
+            next_cursor = at(rows[-1], True)
+        if cursor is not None or plan.offset:
+            if rows:
+                previous_cursor = at(rows[0], False)
+            elif cursor is not None:
+                previous_cursor = Cursor(False, cursor.keys, cursor.rid + 1)  # up to and including it
+    else:
+        if more:
+            previous_cursor = at(rows[0], False)
+        next_cursor = at(rows[-1], True) if rows else Cursor(True, cursor.keys, cursor.rid - 1)
+    return versions, rids, next_cursor, previous_cursor
+
+
+def _count(recorder: Recorder, where: str, params: list, estimate: bool) -> int:
+    if estimate and recorder.dialect == "postgresql":
+        capped = recorder.rows(
+            "count", f"SELECT COUNT(*) FROM (SELECT 1 FROM resource r WHERE {where} LIMIT ?) c",
+            [*params, ESTIMATE_EXACT_BELOW],
+        )[0][0]
+        if capped < ESTIMATE_EXACT_BELOW:
+            return capped
+        plan = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", params)
+        try:
+            document = plan[0][0]
+            if isinstance(document, (str, bytes)):
+                import json
+
+                document = json.loads(document)
+            return max(capped, int(document[0]["Plan"]["Plan Rows"]))
+        except (KeyError, IndexError, TypeError, ValueError):
+            return capped
+    return recorder.rows("count", f"SELECT COUNT(*) FROM resource r WHERE {where}", params)[0][0]
+
+
+# -- includes -----------------------------------------------------------------------------------
+
+def _includes(recorder: Recorder, specs: list[IncludeSpec], match_rids: list[int]) -> tuple[list[Version], bool]:
+    seen = set(match_rids)
+    sources = list(match_rids)
+    included: list[Version] = []
+    for level in range(MAX_LEVELS):
+        active = specs if level == 0 else [s for s in specs if s.iterate]
+        if not active or not sources:
+            break
+        ids, params = level_ids(active, sources)
+        room = MAX_INCLUDED - len(included)
+        rows = recorder.rows(
+            f"include-{level}",
+            f"SELECT r.rid, {_CONTENT_COLUMNS} FROM ({ids}) i CROSS JOIN resource r "
+            "JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version "
+            "WHERE r.rid = i.rid AND r.deleted = ? ORDER BY r.rid LIMIT ?",
+            [*params, False, room + len(seen) + 1],
+        )
+        sources = []
+        for row in rows:
+            if row[0] in seen:
+                continue
+            if len(included) >= MAX_INCLUDED:
+                return included, True
+            seen.add(row[0])
+            sources.append(row[0])
+            included.append(Version.from_row(row[1:]))
+    return included, False
