@@ -13,7 +13,9 @@ import tempfile
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -76,6 +78,18 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The Ficus ASGI app in-process, base URL http://testserver/fhir."""
     with TestClient(create_app(settings), base_url=BASE + "/") as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client_with(settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    """Make more in-process clients on the same database, with some settings changed."""
+    with ExitStack() as stack:
+
+        def make(**changes: object) -> TestClient:
+            app = create_app(dataclasses.replace(settings, **changes))
+            return stack.enter_context(TestClient(app, base_url=BASE + "/"))
+
+        yield make
 
 
 def free_port() -> int:

@@ -16,6 +16,12 @@ class Settings:
     max_count: int = 1000
     max_body_bytes: int = 64 * 1024 * 1024
     validate_writes: bool = True
+    explain: bool = False  # `_explain=true` shows a search's SQL and plans (for administrators)
+    default_total: str = "accurate"  # `_total` when a search sends none: accurate, estimate, none
+
+    def __post_init__(self) -> None:
+        if self.default_total not in ("accurate", "estimate", "none"):
+            raise ValueError(f"FICUS_DEFAULT_TOTAL must be accurate, estimate or none, not {self.default_total!r}")
 
     @classmethod
     def from_environment(cls, host: str = "127.0.0.1", port: int = 8080) -> Settings:
@@ -27,4 +33,6 @@ class Settings:
             max_count=int(env.get("FICUS_MAX_COUNT", "1000")),
             max_body_bytes=int(env.get("FICUS_MAX_BODY_BYTES", str(64 * 1024 * 1024))),
             validate_writes=env.get("FICUS_VALIDATE", "1") not in ("0", "false", "no"),
+            explain=env.get("FICUS_EXPLAIN", "0") in ("1", "true", "yes"),
+            default_total=env.get("FICUS_DEFAULT_TOTAL", "accurate"),
         )

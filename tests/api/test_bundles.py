@@ -127,3 +127,13 @@ def test_bundle_of_wrong_type_or_shape_is_rejected(client: TestClient) -> None:
     no_request = client.post("", json=bundle("transaction", {"resource": {"resourceType": "Patient"}}), headers=JSON)
     assert no_request.status_code == 400
     assert no_request.json()["issue"][0]["expression"] == ["Bundle.entry[0].request"]
+
+
+def test_batch_post_search_entry_needs_no_resource(client: TestClient) -> None:
+    client.post("Patient", json={"resourceType": "Patient", "identifier": [{"system": MRN, "value": "s1"}]}, headers=JSON)
+    batch = bundle("batch", {"request": {"method": "POST", "url": f"Patient/_search?identifier={MRN}|s1"}})
+    response = client.post("", json=batch, headers=JSON)
+    assert response.status_code == 200, response.text
+    entry = response.json()["entry"][0]
+    assert entry["response"]["status"] == "200 OK"
+    assert entry["resource"]["total"] == 1

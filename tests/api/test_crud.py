@@ -202,5 +202,7 @@ def test_capability_statement_lists_every_resource_type(client: TestClient) -> N
     assert statement["fhirVersion"] == "4.0.1"
     types = {r["type"] for r in statement["rest"][0]["resource"]}
     assert {"Patient", "Observation", "MedicinalProductUndesirableEffect", "Bundle"} <= types
+    assert {"transaction", "batch", "history-system", "search-system"} <= {i["code"] for i in statement["rest"][0]["interaction"]}
     patient_entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    assert "Patient:general-practitioner" in patient_entry["searchInclude"]
     assert "identifier" in {p["name"] for p in patient_entry["searchParam"]}

@@ -113,9 +113,9 @@ def test_iterate_follows_includes_of_included_resources(client: TestClient, worl
 
 
 def test_page_with_includes_costs_a_fixed_number_of_statements(
-    client: TestClient, world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    client_with, world: dict[str, str]
 ) -> None:
-    monkeypatch.setenv("FICUS_EXPLAIN", "1")
+    client = client_with(explain=True)
 
     def statements(params: list[tuple[str, str]]) -> list[str]:
         explained = client.get("Observation", params=[*params, ("_explain", "true")]).json()

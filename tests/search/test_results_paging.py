@@ -232,10 +232,10 @@ def test_forged_cursors_are_a_400_or_a_page_never_a_5xx(client: TestClient) -> N
         assert response.status_code in (200, 400), (sort, payload, response.text)
 
 
-def test_default_total_is_configurable(client: TestClient, monkeypatch) -> None:
+def test_default_total_is_configurable(client: TestClient, client_with) -> None:
     for _ in range(3):
         create(client, patient("V"))
     assert search(client, _count="1")["total"] == 3
-    monkeypatch.setenv("FICUS_DEFAULT_TOTAL", "none")
-    assert "total" not in search(client, _count="1")
-    assert search(client, _count="1", _total="accurate")["total"] == 3
+    without_totals = client_with(default_total="none")
+    assert "total" not in search(without_totals, _count="1")
+    assert search(without_totals, _count="1", _total="accurate")["total"] == 3

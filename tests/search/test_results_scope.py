@@ -149,12 +149,10 @@ def test_head_and_bundle_shape(client: TestClient, people: dict[str, str]) -> No
     assert entry["search"] == {"mode": "match"}
 
 
-def test_explain_only_when_enabled(client: TestClient, people: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FICUS_EXPLAIN", raising=False)
+def test_explain_only_when_enabled(client: TestClient, people: dict[str, str], client_with) -> None:
     disabled = client.get("Patient", params={"gender": "male", "_explain": "true"}).json()
     assert disabled["resourceType"] == "Bundle" and disabled["entry"][-1]["search"]["mode"] == "outcome"
-    monkeypatch.setenv("FICUS_EXPLAIN", "1")
-    explained = client.get("Patient", params={"gender": "male", "_sort": "family", "_count": "1", "_explain": "true"}).json()
+    explained = client_with(explain=True).get("Patient", params={"gender": "male", "_sort": "family", "_count": "1", "_explain": "true"}).json()
     assert explained["resourceType"] == "Parameters"
     parts = {p["name"]: p for p in explained["parameter"]}
     assert parts["database"]["valueString"] in ("sqlite", "postgresql")

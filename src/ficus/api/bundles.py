@@ -71,7 +71,8 @@ def _entry_request(interactions: Interactions, outer: FhirRequest, entry: Any, i
     if method == "PATCH" and isinstance(body, dict) and body.get("resourceType") == "Binary":
         body = _binary_patch(body, where)
     entry_request = FhirRequest.from_url(method, url, headers=headers, body=body, caller=outer.caller)
-    if method in ("POST", "PUT") and not isinstance(body, dict):
+    is_search = entry_request.path.endswith("_search")
+    if method in ("POST", "PUT") and not is_search and not isinstance(body, dict):
         raise FhirError.of(400, "required", f"{where} ({method}) has no resource", f"{where}.resource")
     return entry_request
 

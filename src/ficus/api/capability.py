@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from ficus.api.interactions import Interactions
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")
-SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
+RESULT_PARAMETERS = ("_sort", "_count", "_total", "_summary", "_elements", "_include", "_revinclude")
 INDEXED_TYPES = frozenset({"number", "date", "string", "token", "reference", "quantity", "uri"})
 
 
@@ -37,6 +38,8 @@ def _build(base_url: str, interactions: Interactions) -> dict:
             "conditionalRead": "not-supported",
             "conditionalUpdate": True,
             "conditionalDelete": "single",
+            "searchInclude": ["*", *sorted(f"{res_type}:{code}" for code, p in params.items() if p.type == "reference")],
+            "searchRevInclude": ["*"],
             "searchParam": [
                 {"name": code, "definition": param.url, "type": param.type}
                 for code, param in sorted(params.items())
@@ -58,6 +61,9 @@ def _build(base_url: str, interactions: Interactions) -> dict:
             "mode": "server",
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+            "compartment": [
+                f"http://hl7.org/fhir/CompartmentDefinition/{name.lower()}" for name in sorted(definitions.compartments)
+            ],
             "searchParam": [
                 {"name": "_id", "type": "token"},
                 {"name": "_lastUpdated", "type": "date"},

@@ -8,15 +8,14 @@ malformed values always fail with a 400 naming the parameter.
 
 `_explain=true` returns the statements the search ran with their parameters, timings and the
 database's plans (`_explain=analyze`: EXPLAIN ANALYZE on PostgreSQL), when the server runs with
-`FICUS_EXPLAIN=1` (otherwise `_explain` is an unknown parameter). The caller must also pass
-`Policy.authorize(Access("explain", type))`. `FICUS_DEFAULT_TOTAL` (accurate, estimate, none)
-sets `_total` for requests that do not send it; accurate by default.
+`Settings.explain` on (`FICUS_EXPLAIN=1`; otherwise `_explain` is an unknown parameter). The
+caller must also pass `Policy.authorize(Access("explain", type))`. `Settings.default_total`
+(accurate, estimate, none) sets `_total` for requests that do not send it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -40,8 +39,6 @@ from ficus.store.repository import Version, Writer
 if TYPE_CHECKING:
     from ficus.api.interactions import Interactions
 
-EXPLAIN_ENVIRONMENT = "FICUS_EXPLAIN"
-DEFAULT_TOTAL_ENVIRONMENT = "FICUS_DEFAULT_TOTAL"
 _SINGLE = ("_count", "_offset", CURSOR_PARAMETER, "_total", "_summary", "_elements", "_contained", "_containedType", "_explain")
 _PASS_THROUGH = ("_format", "_pretty")
 _CONTROL = frozenset((*_SINGLE, *_PASS_THROUGH, "_sort", "_include", "_revinclude", "_type"))
@@ -58,16 +55,6 @@ class Scope:
     system: bool = False
     compartment: tuple[str, str] | None = None  # (type, id)
     all_compartment_types: bool = False  # compartment search with '*'
-
-
-def default_total() -> str:
-    """`_total` when the client sends none: FICUS_DEFAULT_TOTAL (accurate, estimate or none)."""
-    value = os.environ.get(DEFAULT_TOTAL_ENVIRONMENT, "accurate").strip().lower()
-    return value if value in _TOTALS else "accurate"
-
-
-def explain_enabled() -> bool:
-    return os.environ.get(EXPLAIN_ENVIRONMENT, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def search(interactions: Interactions, request: FhirRequest, scope: Scope, writer: Writer | None = None) -> FhirResponse:
@@ -98,7 +85,7 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
         else:
             control.setdefault(name, value)
 
-    if "_explain" in control and not explain_enabled():
+    if "_explain" in control and not interactions.settings.explain:
         unknown("_explain", "_explain is not enabled on this server")
         control.pop("_explain")
 
@@ -137,7 +124,7 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
     count = _non_negative(control.get("_count"), "_count", settings.default_count)
     count = min(count, settings.max_count)
     offset = _non_negative(control.get("_offset"), "_offset", 0)
-    total_mode = control.get("_total") or default_total()
+    total_mode = control.get("_total") or interactions.settings.default_total
     if total_mode not in _TOTALS:
         raise FhirError.of(400, "invalid", f"_total must be none, estimate or accurate, not {total_mode!r}", "_total")
     summary, elements = control.get("_summary"), control.get("_elements")
