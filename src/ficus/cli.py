@@ -34,6 +34,34 @@ def serve(
     )
 
 
+@app.command()
+def reindex(
+    resource_type: str = typer.Option(None, "--type", help="Only resources of this type (default: all)."),
+    batch: int = typer.Option(500, help="Resources per transaction."),
+) -> None:
+    """Rebuild the search indexes with the current SearchParameters, stored ones included.
+
+    Run it after storing SearchParameter resources or upgrading Ficus. Servers that are running
+    take newly stored SearchParameters up when they restart or run $reindex themselves.
+    """
+    from ficus.config import Settings
+    from ficus.spec import definitions
+    from ficus.store.database import open_database
+    from ficus.store.repository import Repository
+
+    settings = Settings.from_environment()
+    database = open_database(settings.database_url)
+    try:
+        repository = Repository(database, definitions())
+        if resource_type and not repository.definitions.is_resource_type(resource_type):
+            raise typer.BadParameter(f"'{resource_type}' is not a FHIR R4 resource type", param_hint="--type")
+        count = repository.reindex(resource_type or None, batch, progress=lambda done: typer.echo(f"  {done} ...", err=True))
+        stored = len(repository.definitions.stored_parameters)
+        typer.echo(f"Reindexed {count} resources ({stored} stored SearchParameters) in {_redacted(settings.database_url)}")
+    finally:
+        database.close()
+
+
 def _redacted(url: str) -> str:
     """The database URL without its password, fit for logs."""
     if "@" in url and "://" in url:

@@ -5,7 +5,8 @@
 -- UTF-8 bytes: byte order is the same on both databases, so a starts-with search is an index
 -- range whatever the collation. `idx_quantity.cvalue/ccode` hold the value in canonical UCUM
 -- units (`5.4 mg` -> `0.0054 g`). Numbers and quantities are ranges like dates: `value` is the
--- low end and `high` the high end (equal for a plain value, different for a Range).
+-- low end and `high` the high end (equal for a plain value, different for a Range); like
+-- dates they have an index on each end, since gt/ge/eb compare the high end.
 -- Rows written before this migration have no pkey: run `ficus reindex` after upgrading.
 
 ALTER TABLE idx_string ADD COLUMN pkey BIGINT;
