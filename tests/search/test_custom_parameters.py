@@ -73,3 +73,23 @@ def test_reindex_of_one_type(client: TestClient, settings: Settings) -> None:
     bad = CliRunner().invoke(cli, ["reindex", "--type", "Nonsense"], env={"FICUS_DATABASE_URL": settings.database_url})
     assert bad.exit_code != 0
     assert client.post("Patient", json={"resourceType": "Patient"}, headers=JSON).status_code == 201
+
+
+def test_reindex_operation_over_http_makes_stored_parameters_searchable(client: TestClient) -> None:
+    load(
+        client,
+        search_parameter("marital-op", "marital", "token", "Patient.maritalStatus"),
+        patient("m1", marital="M"),
+        patient("m2", marital="S"),
+    )
+    assert client.get("Patient", params={"marital": "M"}, headers=STRICT).status_code == 400
+    assert client.get("$reindex").status_code == 405  # it changes state: POST only
+    response = client.post("Patient/$reindex", json={"resourceType": "Parameters"}, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["parameter"][0] == {"name": "count", "valueInteger": 2}
+    assert found(client, "Patient", ("marital", "M")) == {"m1"}
+    statement = client.get("metadata").json()
+    assert "reindex" in {o["name"] for o in statement["rest"][0]["operation"]}
+    patient_params = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")["searchParam"]
+    assert "marital" in {p["name"] for p in patient_params}
+    assert "_text" not in {p["name"] for p in patient_params}

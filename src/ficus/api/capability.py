@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from ficus import __version__
 from ficus.fhirtime import format_instant, now_micros
+from ficus.operations import REGISTRY
+from ficus.search.query import is_known_parameter
 
 if TYPE_CHECKING:
     from ficus.api.interactions import Interactions
@@ -14,15 +16,15 @@ if TYPE_CHECKING:
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type")
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
 RESULT_PARAMETERS = ("_sort", "_count", "_total", "_summary", "_elements", "_include", "_revinclude")
-INDEXED_TYPES = frozenset({"number", "date", "string", "token", "reference", "quantity", "uri"})
 
 
 def capability_statement(interactions: Interactions) -> dict:
-    return _build(interactions.settings.base_url, interactions)
+    generation = getattr(interactions.definitions, "generation", 0)  # bumped when SearchParameters change
+    return _build(interactions.settings.base_url, interactions, generation)
 
 
 @functools.lru_cache(maxsize=4)
-def _build(base_url: str, interactions: Interactions) -> dict:
+def _build(base_url: str, interactions: Interactions, generation: int) -> dict:
     definitions = interactions.definitions
     resources = []
     for res_type in sorted(definitions.resource_types):
@@ -43,7 +45,7 @@ def _build(base_url: str, interactions: Interactions) -> dict:
             "searchParam": [
                 {"name": code, "definition": param.url, "type": param.type}
                 for code, param in sorted(params.items())
-                if param.type in INDEXED_TYPES
+                if is_known_parameter(definitions, res_type, code)
             ],
         })
     return {
@@ -61,6 +63,10 @@ def _build(base_url: str, interactions: Interactions) -> dict:
             "mode": "server",
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+            "operation": [
+                {"name": name, "definition": found[0].definition or f"{base_url}/OperationDefinition/{name}"}
+                for name, found in sorted(REGISTRY.items())
+            ],
             "compartment": [
                 f"http://hl7.org/fhir/CompartmentDefinition/{name.lower()}" for name in sorted(definitions.compartments)
             ],

@@ -20,7 +20,7 @@ from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse,
 from ficus.config import Settings
 from ficus.fhirtime import date_range, format_instant, http_date, now_micros
 from ficus.outcome import FhirError, Issue, operation_outcome
-from ficus.operations import Invocation, find_operation, invocation_parameters
+from ficus.operations import Invocation, find_operation, invocation_parameters, load_operations
 from ficus.patch import apply_fhirpath_patch, apply_json_patch
 from ficus.policy import Access, Policy
 from ficus.search import find_ids
@@ -40,6 +40,7 @@ class Interactions:
         self.repository = repository
         self.definitions: Definitions = repository.definitions
         self.policy = policy
+        load_operations()
 
     # -- routing ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ CapabilityStatement lists what is registered.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,13 @@ class Operation:
 
 
 REGISTRY: dict[str, list[Operation]] = {}
+BUILT_IN_MODULES = ("ficus.operations.reindex",)
+
+
+def load_operations() -> None:
+    """Import the modules whose handlers register themselves."""
+    for module in BUILT_IN_MODULES:
+        importlib.import_module(module)
 
 
 def operation(
