@@ -99,6 +99,7 @@ def _run_transaction(interactions: Interactions, requests: list[FhirRequest], en
     responses: list[FhirResponse | None] = [None] * len(requests)
     with interactions.repository.transaction() as writer:
         references = _assign_ids(interactions, writer, requests, entries)
+        writer.reserve_rids(sum(1 for request in requests if request.method == "POST"))
         for index, request in enumerate(requests):
             if isinstance(request.body, dict):
                 with _blaming(index, request):

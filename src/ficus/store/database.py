@@ -40,6 +40,15 @@ class Database:
     def lock(self, tx: Any, key: str) -> None:
         """Serialise transactions that use the same key until the caller's transaction ends."""
 
+    def allocate_rids(self, tx: Any, count: int) -> list[int]:
+        """`count` fresh `resource.rid` values, unique across concurrent transactions."""
+        raise NotImplementedError
+
+    def insert_many(self, tx: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        """Insert rows in bulk (the names come from the code, never from a client)."""
+        marks = ", ".join("?" * len(columns))
+        tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     def close(self) -> None:
         pass
 
@@ -104,6 +113,15 @@ class SQLiteDatabase(Database):
         finally:
             cursor.close()
 
+    def allocate_rids(self, tx: Any, count: int) -> list[int]:
+        # the write transaction (BEGIN IMMEDIATE) holds the database lock, so this is race-free
+        tx.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'resource', 0 "
+            "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'resource')"
+        )
+        last = tx.execute("UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'resource' RETURNING seq", (count,)).fetchone()[0]
+        return list(range(last, last - count, -1))
+
     def close(self) -> None:
         with self._guard:
             for connection in self._all:
@@ -153,6 +171,21 @@ class PostgresDatabase(Database):
     def lock(self, tx: Any, key: str) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
+    def insert_many(self, tx: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        """Binary COPY: several times faster than pipelined INSERTs for index rows."""
+        if len(rows) < 4:
+            super().insert_many(tx, table, columns, rows)
+            return
+        with tx.raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def allocate_rids(self, tx: Any, count: int) -> list[int]:
+        rows = tx.execute(
+            "SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, ?)", (count,)
+        ).fetchall()
+        return [row[0] for row in rows][::-1]
+
     def close(self) -> None:
         self.pool.close()
 
@@ -163,6 +196,11 @@ class _PostgresCursor:
     def __init__(self, cursor: Any, database: PostgresDatabase) -> None:
         self._cursor = cursor
         self._database = database
+
+    @property
+    def raw(self) -> Any:
+        """The psycopg cursor itself (for COPY)."""
+        return self._cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _PostgresCursor:
         self._cursor.execute(self._database.sql(sql), params, prepare=True if params else None)

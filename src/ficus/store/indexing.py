@@ -36,12 +36,8 @@ INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
     "reference": ("target_type", "target_id", "url"),
     "uri": ("value",),
 }
-INDEX_INSERTS = {
-    table: (
-        f"INSERT INTO idx_{table} (rid, res_type, param, pkey, grp, {', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * (5 + len(columns)))})"
-    )
-    for table, columns in INDEX_COLUMNS.items()
+INDEX_ROW_COLUMNS: dict[str, tuple[str, ...]] = {
+    table: ("rid", "res_type", "param", "pkey", "grp", *columns) for table, columns in INDEX_COLUMNS.items()
 }
 INDEXED_TYPES = frozenset(INDEX_TABLES) | {"composite", "special"}
 # Answered from the `resource` table, never indexed.
@@ -84,6 +80,8 @@ def component_code(code: str, index: int) -> str:
 
 def normalize_string(value: str) -> str:
     """Case- and accent-insensitive form used by string search."""
+    if value.isascii():
+        return value.lower()
     decomposed = unicodedata.normalize("NFKD", value)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

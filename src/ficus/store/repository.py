@@ -18,7 +18,7 @@ from ficus.outcome import FhirError
 from ficus.spec import Definitions
 from ficus.store.database import Cursor, Database
 from ficus.store.indexing import (
-    INDEX_INSERTS,
+    INDEX_ROW_COLUMNS,
     INDEX_TABLES,
     IndexExtractor,
     search_parameter_from_resource,
@@ -26,7 +26,9 @@ from ficus.store.indexing import (
 )
 
 _VERSION_COLUMNS = "res_type, res_id, version, last_updated, method, content"
-_INDEX_INSERTS = INDEX_INSERTS  # one row layout, owned by the extractor
+_RESOURCE_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "deleted")
+_STORED_VERSION_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "method", "content")
+_OUTBOX_COLUMNS = ("rid", "res_type", "res_id", "version", "action", "created")
 _CURRENT_VERSION = "v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version"
 
 
@@ -187,7 +189,7 @@ class Repository:
                 for table in INDEX_TABLES:
                     tx.execute(f"DELETE FROM idx_{table} WHERE rid IN ({marks})", rids)
                     if inserts[table]:
-                        tx.executemany(_INDEX_INSERTS[table], inserts[table])
+                        self.database.insert_many(tx, f"idx_{table}", INDEX_ROW_COLUMNS[table], inserts[table])
             done += len(rows)
             after = rids[-1]
             if progress is not None:
@@ -197,16 +199,44 @@ class Repository:
     def transaction(self) -> Iterator[Writer]:
         """One atomic unit of writes (and the reads they depend on)."""
         with self.database.session(write=True) as tx:
-            yield Writer(self, tx)
+            writer = Writer(self, tx)
+            yield writer
+            writer.flush()
 
 
 class Writer:
-    """Writes inside one open database transaction."""
+    """Writes inside one open database transaction.
+
+    Inserts are buffered and sent with one `executemany` per statement when the transaction
+    ends or before anything reads through `tx`, so a Bundle of creates costs a few round trips
+    instead of several per resource.
+    """
 
     def __init__(self, repository: Repository, tx: Cursor) -> None:
         self.repository = repository
-        self.tx = tx
+        self._tx = tx
+        self._pending: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        self._rids: list[int] = []
         self._for_update = " FOR UPDATE" if repository.database.dialect == "postgresql" else ""
+
+    @property
+    def tx(self) -> Cursor:
+        """The transaction's cursor, with every buffered write applied (for reads)."""
+        self.flush()
+        return self._tx
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for (table, columns), rows in pending.items():
+            self.repository.database.insert_many(self._tx, table, columns, rows)
+
+    def reserve_rids(self, count: int) -> None:
+        """Allocate row ids for `count` coming creates in one round trip."""
+        if count > 0:
+            self._rids.extend(self.repository.database.allocate_rids(self._tx, count))
+
+    def _buffer(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        self._pending.setdefault((table, columns), []).extend(rows)
 
     def lock(self, key: str) -> None:
         """Hold a lock on `key` until this transaction ends (used by conditional writes)."""
@@ -262,37 +292,27 @@ class Writer:
         content = None
         if resource is not None:
             content = fhirjson.encode(_stamped(resource, res_id, version, now))
-        tx = self.tx
         if head is None:
-            rid = tx.execute(
-                "INSERT INTO resource (res_type, res_id, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?) RETURNING rid",
-                (res_type, res_id, version, now, content is None),
-            ).fetchone()[0]
+            if not self._rids:
+                self.reserve_rids(1)
+            rid = self._rids.pop()
+            self._buffer("resource", _RESOURCE_COLUMNS, [(rid, res_type, res_id, version, now, content is None)])
         else:
             rid = head.rid
-            tx.execute(
+            self._tx.execute(
                 "UPDATE resource SET version = ?, last_updated = ?, deleted = ? WHERE rid = ?",
                 (version, now, content is None, rid),
             )
             if not head.deleted:
                 for table in INDEX_TABLES:
-                    tx.execute(f"DELETE FROM idx_{table} WHERE rid = ?", (rid,))
-        tx.execute(
-            f"INSERT INTO resource_version (rid, {_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rid, res_type, res_id, version, now, method, content),
-        )
+                    self._tx.execute(f"DELETE FROM idx_{table} WHERE rid = ?", (rid,))
+        self._buffer("resource_version", _STORED_VERSION_COLUMNS, [(rid, res_type, res_id, version, now, method, content)])
         if resource is not None:
-            self._write_index_rows(rid, res_type, resource)
-        tx.execute(
-            "INSERT INTO outbox (rid, res_type, res_id, version, action, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (rid, res_type, res_id, version, method, now),
-        )
+            for table, rows in self.repository.extractor.rows(res_type, resource).items():
+                if rows:
+                    self._buffer(f"idx_{table}", INDEX_ROW_COLUMNS[table], [(rid, res_type, *row) for row in rows])
+        self._buffer("outbox", _OUTBOX_COLUMNS, [(rid, res_type, res_id, version, method, now)])
         return Version(res_type, res_id, version, now, method, content)
-
-    def _write_index_rows(self, rid: int, res_type: str, resource: dict) -> None:
-        for table, rows in self.repository.extractor.rows(res_type, resource).items():
-            if rows:
-                self.tx.executemany(_INDEX_INSERTS[table], [(rid, res_type, *row) for row in rows])
 
 
 def _stamped(resource: dict, res_id: str, version: int, now: int) -> dict:
