@@ -32,7 +32,7 @@ BASE = "http://testserver/fhir"
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLES = (
     "resource", "resource_version", "outbox", "idx_string", "idx_token", "idx_date",
-    "idx_number", "idx_quantity", "idx_reference", "idx_uri",
+    "idx_number", "idx_quantity", "idx_reference", "idx_uri", "hl7_message",
 )
 
 

@@ -17,6 +17,7 @@ from ficus import fhirjson
 from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse
 from ficus.api.interactions import Interactions
 from ficus.config import Settings
+from ficus.hl7v2.listener import listener_from_environment
 from ficus.outcome import FhirError, operation_outcome
 from ficus.policy import Policy
 from ficus.spec import definitions
@@ -39,9 +40,14 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = open_database(settings.database_url)
         state["interactions"] = Interactions(settings, Repository(database, definitions()), policy or Policy())
+        listener = listener_from_environment(state["interactions"], database)
+        if listener:
+            await listener.start()
         try:
             yield
         finally:
+            if listener:
+                await listener.stop()
             database.close()
 
     async def fhir_endpoint(request: Request) -> Response:
