@@ -29,6 +29,10 @@ _VERSION_COLUMNS = "res_type, res_id, version, last_updated, method, content"
 _RESOURCE_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "deleted")
 _STORED_VERSION_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "method", "content")
 _OUTBOX_COLUMNS = ("rid", "res_type", "res_id", "version", "action", "created")
+_LATEST_VERSION = (
+    f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? ORDER BY version DESC LIMIT 1"
+)
+_GIVEN_VERSION = f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? AND version = ?"
 _CURRENT_VERSION = "v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version"
 
 
@@ -87,27 +91,18 @@ class Repository:
     def read(self, res_type: str, res_id: str, tx: Cursor | None = None) -> Version:
         """The current version; 404 if it never existed, 410 if its latest version is a deletion."""
         with self.reading(tx) as tx:
-            row = tx.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? "
-                "ORDER BY version DESC LIMIT 1",
-                (res_type, res_id),
-            ).fetchone()
-        if row is None:
+            found = _fetch_version(tx, _LATEST_VERSION, (res_type, res_id))
+        if found is None:
             raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
-        found = Version.from_row(row)
         if found.deleted:
             raise FhirError.of(410, "deleted", f"{res_type}/{res_id} was deleted in version {found.version}")
         return found
 
     def vread(self, res_type: str, res_id: str, version: int, tx: Cursor | None = None) -> Version:
         with self.reading(tx) as tx:
-            row = tx.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? AND version = ?",
-                (res_type, res_id, version),
-            ).fetchone()
-        if row is None:
+            found = _fetch_version(tx, _GIVEN_VERSION, (res_type, res_id, version))
+        if found is None:
             raise FhirError.of(404, "not-found", f"{res_type}/{res_id} has no version {version}")
-        found = Version.from_row(row)
         if found.deleted:
             raise FhirError.of(410, "deleted", f"Version {version} of {res_type}/{res_id} is a deletion")
         return found
@@ -250,12 +245,7 @@ class Writer:
         return Head(row[0], row[1], bool(row[2])) if row else None
 
     def read_current(self, res_type: str, res_id: str) -> Version | None:
-        row = self.tx.execute(
-            f"SELECT {_VERSION_COLUMNS} FROM resource_version WHERE res_type = ? AND res_id = ? "
-            "ORDER BY version DESC LIMIT 1",
-            (res_type, res_id),
-        ).fetchone()
-        found = Version.from_row(row) if row else None
+        found = _fetch_version(self.tx, _LATEST_VERSION, (res_type, res_id))
         return None if found is None or found.deleted else found
 
     def create(self, resource: dict, res_id: str) -> Version:
@@ -313,6 +303,11 @@ class Writer:
                     self._buffer(f"idx_{table}", INDEX_ROW_COLUMNS[table], [(rid, res_type, *row) for row in rows])
         self._buffer("outbox", _OUTBOX_COLUMNS, [(rid, res_type, res_id, version, method, now)])
         return Version(res_type, res_id, version, now, method, content)
+
+
+def _fetch_version(tx: Cursor, sql: str, params: tuple) -> Version | None:
+    row = tx.execute(sql, params).fetchone()
+    return Version.from_row(row) if row else None
 
 
 def _stamped(resource: dict, res_id: str, version: int, now: int) -> dict:
