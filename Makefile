@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint clean
+.PHONY: serve test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(VENV)/bin/python -m benchmarks --tier S
 
 clean:
 	rm -rf $(VENV) .pytest_cache

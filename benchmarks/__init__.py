@@ -1,0 +1,1 @@
+"""Ficus benchmarks: `python -m benchmarks --tier S` (see docs/performance.md)."""
