@@ -92,6 +92,7 @@ class SQLiteDatabase(Database):
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA journal_size_limit=67108864")  # keep the WAL file bounded
             connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection = connection
             with self._guard:
@@ -203,7 +204,7 @@ class _PostgresCursor:
         return self._cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _PostgresCursor:
-        self._cursor.execute(self._database.sql(sql), params, prepare=True if params else None)
+        self._cursor.execute(self._database.sql(sql), params)  # psycopg prepares repeated statements itself
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> _PostgresCursor:
