@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = open_database(settings.database_url)
-        state["interactions"] = Interactions(settings, Repository(database, definitions()), policy or Policy())
+        state["interactions"] = Interactions(settings, Repository(database, definitions(), settings.base_url), policy or Policy())
         listener = listener_from_environment(state["interactions"], database)
         if listener:
             await listener.start()

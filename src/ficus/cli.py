@@ -55,7 +55,7 @@ def reindex(
     settings = Settings.from_environment()
     database = open_database(settings.database_url)
     try:
-        repository = Repository(database, definitions())
+        repository = Repository(database, definitions(), settings.base_url)
         if resource_type and not repository.definitions.is_resource_type(resource_type):
             raise typer.BadParameter(f"'{resource_type}' is not a FHIR R4 resource type", param_hint="--type")
         count = repository.reindex(resource_type or None, batch, progress=lambda done: typer.echo(f"  {done} ...", err=True))

@@ -86,7 +86,7 @@ def test_rows_of_an_observation() -> None:
         "valueQuantity": {"value": 5400, "system": "http://unitsofmeasure.org", "code": "mg"},
         "identifier": [{"system": "urn:s", "value": "v", "type": {"coding": [{"system": "urn:t", "code": "MR"}]}}],
     }))
-    rows = IndexExtractor(definitions()).rows("Observation", resource)
+    rows = IndexExtractor(definitions(), "http://example.org/fhir").rows("Observation", resource)
     by_param = {}
     for table, table_rows in rows.items():
         for row in table_rows:
@@ -96,6 +96,9 @@ def test_rows_of_an_observation() -> None:
     assert by_param["date"][0][1][1] == 2**62
     assert by_param["value-quantity"] == [("quantity", (5400.0, "http://unitsofmeasure.org", "mg", None, 5.4, "g", 5400.0, 5.4))]
     assert by_param["identifier:of-type"] == [("token", ("urn:t", "MR", "v"))]
+    elsewhere = IndexExtractor(definitions(), "http://ficus.example/fhir").rows("Observation", resource)
+    foreign = [row[3:] for row in elsewhere["reference"] if row[0] == "subject"]
+    assert foreign == [(None, None, "http://example.org/fhir/Patient/1/_history/2")], "another server's Patient/1"
     assert {row[0] for row in rows["quantity"]} >= {"code-value-quantity$1", "combo-code-value-quantity$1"}
 
 

@@ -46,7 +46,7 @@ def _build(base_url: str, interactions: Interactions, generation: int) -> dict:
                 {"name": code, "definition": param.url, "type": param.type}
                 for code, param in sorted(params.items())
                 if is_known_parameter(definitions, res_type, code)
-            ],
+            ] + [{"name": "_list", "type": "token"}],
         })
     return {
         "resourceType": "CapabilityStatement",

@@ -43,7 +43,7 @@ def _interactions(database_url: str | None) -> tuple[Interactions, Database]:
     if database_url:
         settings = replace(settings, database_url=database_url)
     database = open_database(settings.database_url)
-    return Interactions(settings, Repository(database, definitions()), Policy()), database
+    return Interactions(settings, Repository(database, definitions(), settings.base_url), Policy()), database
 
 
 def _intake(database_url: str | None, timezone_name: str = "UTC", encoding: str = "utf-8") -> Intake:

@@ -88,7 +88,7 @@ def normalize_string(value: str) -> str:
 
 def string_key(value: str) -> bytes:
     """The bytes stored in `idx_string.vkey`: they order the same on both databases."""
-    return normalize_string(value[:STRING_LIMIT]).encode()
+    return normalize_string(value)[:STRING_LIMIT].encode()
 
 
 # -- definitions with the server's own SearchParameters ------------------------------------------
@@ -346,12 +346,16 @@ def compile_path(resource_type: str | None, part: str, definitions: Definitions)
     suffixes = _choice_suffixes(definitions)
     steps_tuple = tuple(compiled)
 
+    ends_on_extension = bool(steps_tuple) and steps_tuple[-1][0] == "extension"
+
     def walk(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource]
         for kind, argument in steps_tuple:
             nodes = _apply_step(nodes, kind, argument, suffixes)
             if not nodes:
                 break
+        if ends_on_extension:  # a parameter on an extension searches the extension's value
+            nodes = [value for node in nodes for value in _extension_values(node)]
         return nodes
 
     return walk
@@ -389,6 +393,10 @@ def _apply_step(nodes: list[Any], kind: str, argument: Any, suffixes: frozenset[
                 if isinstance(extension, dict) and extension.get("url") == argument:
                     found.append(extension)
     return found
+
+
+def _extension_values(extension: dict) -> list[Any]:
+    return [value for key, value in extension.items() if key.startswith("value") and len(key) > 5]
 
 
 def _choice_value(node: dict, name: str, suffixes: frozenset[str]) -> Any:
@@ -578,8 +586,9 @@ class _ValueSetConceptPlan:
 class IndexExtractor:
     """Turns a resource into rows for the typed `idx_*` tables."""
 
-    def __init__(self, definitions: Definitions) -> None:
+    def __init__(self, definitions: Definitions, base_url: str | None = None) -> None:
         self.definitions = definitions
+        self.local_prefix = base_url.rstrip("/") + "/" if base_url else None
         self._generation = getattr(definitions, "generation", 0)
         self._plans: dict[str, list[Any]] = {}
         self.stats: dict[str, ExtractorStats] = {}
@@ -640,7 +649,17 @@ class IndexExtractor:
         rows: IndexRows = {table: [] for table in INDEX_TABLES}
         for plan in self.plan(resource_type):
             plan.emit(resource, rows)
+        if self.local_prefix and rows["reference"]:
+            rows["reference"] = [self._localised(row) for row in rows["reference"]]
         return rows
+
+    def _localised(self, row: tuple) -> tuple:
+        """An absolute reference to this server's own base counts as its `Type/id`."""
+        *head, target_type, target_id, url = row
+        if target_id is None and url and url.startswith(self.local_prefix or "\0"):
+            target_type, target_id = parse_reference(url[len(self.local_prefix or ""):])
+            return (*head, target_type, target_id, url)
+        return row
 
 
 # -- values to row columns -----------------------------------------------------------------------
@@ -652,9 +671,8 @@ _SKIPPED_STRING_KEYS = frozenset({"extension", "modifierExtension", "id", "use",
 
 def _string_rows(value: Any) -> Iterator[Row]:
     for text in _strings(value):
-        exact = text[:STRING_LIMIT]
-        normalized = normalize_string(exact)
-        yield "string", "", (normalized, exact, normalized.encode())
+        normalized = normalize_string(text)
+        yield "string", "", (normalized, text, normalized[:STRING_LIMIT].encode())
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -817,9 +835,11 @@ def _reference_rows(value: Any) -> Iterator[Row]:
             return
         reference = value.get("reference")
         if isinstance(reference, str) and reference and not reference.startswith("#"):
-            target_type, target_id = parse_reference(reference)
-            url = reference if target_id is None or "://" in reference else None
-            yield "reference", "", (target_type, target_id, url)
+            if "://" in reference:  # another server's resource, unless IndexExtractor finds it local
+                yield "reference", "", (None, None, reference)
+            else:
+                target_type, target_id = parse_reference(reference)
+                yield "reference", "", (target_type, target_id, reference if target_id is None else None)
         identifier = value.get("identifier")
         if isinstance(identifier, dict) and "value" in identifier:
             for _, _, columns in _identifier_rows(identifier):

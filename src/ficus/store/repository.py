@@ -73,10 +73,10 @@ class Head:
 class Repository:
     """Versioned FHIR storage on one `Database`."""
 
-    def __init__(self, database: Database, definitions: Definitions) -> None:
+    def __init__(self, database: Database, definitions: Definitions, base_url: str | None = None) -> None:
         self.database = database
         self.definitions = with_stored_parameters(definitions)  # R4 plus stored SearchParameters
-        self.extractor = IndexExtractor(self.definitions)
+        self.extractor = IndexExtractor(self.definitions, base_url)
         self.load_search_parameters()
 
     @contextmanager

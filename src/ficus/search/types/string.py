@@ -21,8 +21,13 @@ class StringType(SearchType):
     def match(self, ctx: Context, alias: str, param: SearchParameter, modifier: str | None, value: str, name: str) -> Condition:
         text = unescape(value)
         if modifier == "exact":
-            return f"({alias}.vkey = ? AND {alias}.exact = ?)", [string_key(text), text[:STRING_LIMIT]]
+            return f"({alias}.vkey = ? AND {alias}.exact = ?)", [string_key(text), text]
+        normalized = normalize_string(text)
         if modifier == "contains":
-            return f"{alias}.value LIKE ? ESCAPE '\\'", [f"%{like_escape(normalize_string(text))}%"]
+            return f"{alias}.value LIKE ? ESCAPE '\\'", [f"%{like_escape(normalized)}%"]
         low = string_key(text)
-        return f"({alias}.vkey >= ? AND {alias}.vkey < ?)", [low, low + b"\xff"]
+        condition, params = f"({alias}.vkey >= ? AND {alias}.vkey < ?)", [low, low + b"\xff"]
+        if len(normalized) > STRING_LIMIT:  # the key holds only a prefix: check the rest on the value
+            condition = f"({condition} AND {alias}.value LIKE ? ESCAPE '\\')"
+            params.append(f"{like_escape(normalized)}%")
+        return condition, params
