@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ficus import fhirjson
 from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse
 from ficus.api.interactions import Interactions
+from ficus.auth import AuthError, AuthSettings, create_authenticator
 from ficus.config import Settings
 from ficus.hl7v2.listener import listener_from_environment
 from ficus.outcome import FhirError, operation_outcome
@@ -35,11 +36,17 @@ _BODY_TYPES = {FHIR_JSON, "application/json", "application/json+fhir", JSON_PATC
 def create_app(settings: Settings | None = None, policy: Policy | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
     state: dict[str, Any] = {}
+    # None for FICUS_AUTH=off, which logs a loud warning that the server is open
+    authenticator = create_authenticator(AuthSettings.from_environment(settings.base_url, settings.auth, settings.auth_issuer))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = open_database(settings.database_url)
-        state["interactions"] = Interactions(settings, Repository(database, definitions(), settings.base_url), policy or Policy())
+        repository = Repository(database, definitions(), settings.base_url)
+        chosen = policy or (authenticator.policy(repository.definitions) if authenticator else Policy())
+        state["interactions"] = Interactions(settings, repository, chosen)
+        if authenticator is not None:
+            authenticator.start(database, repository)
         listener = listener_from_environment(state["interactions"], database)
         if listener:
             await listener.start()
@@ -54,7 +61,9 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
         pretty = request.query_params.get("_pretty") == "true"
         try:
             fhir_request = await _fhir_request(request, settings)
-            response = await run_in_threadpool(state["interactions"].handle, fhir_request)
+            response = await run_in_threadpool(handle, fhir_request, request.headers.get("authorization"))
+        except AuthError as error:  # 401/403 with its WWW-Authenticate challenge (RFC 6750)
+            response = FhirResponse(error.status, operation_outcome(error.issues), error.headers)
         except FhirError as error:
             response = FhirResponse(error.status, operation_outcome(error.issues))
         except RecursionError:
@@ -64,7 +73,13 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
             response = FhirResponse(500, operation_outcome([_internal_error()]))
         return _http_response(response, pretty, request.method == "HEAD")
 
+    def handle(fhir_request: FhirRequest, authorization: str | None) -> FhirResponse:
+        if authenticator is not None:  # the token lookup runs in the interaction's worker thread
+            fhir_request.caller = authenticator.caller(authorization)
+        return state["interactions"].handle(fhir_request)
+
     routes = [
+        *(authenticator.routes() if authenticator else []),  # before the catch-all: one lives under /fhir
         Route("/fhir", fhir_endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/fhir/{path:path}", fhir_endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]

@@ -6,11 +6,13 @@ import os
 
 import typer
 
+from ficus.auth.cli import auth_app
 from ficus.hl7v2.cli import hl7_app
 from ficus.terminology.cli import terminology_app
 
 app = typer.Typer(help="Ficus: an HL7 FHIR R4 server.", no_args_is_help=True, add_completion=False)
 app.add_typer(hl7_app, name="hl7", help="The HL7 v2 bridge: MLLP listener, conversion, message store.")
+app.add_typer(auth_app, name="auth", help="SMART on FHIR authorization: clients, users, signing keys, EHR launches.")
 app.add_typer(terminology_app, name="terminology", help="Terminology content: load LOINC, SNOMED CT, RxNorm, ICD-10-CM.")
 
 

@@ -18,10 +18,14 @@ class Settings:
     validate_writes: bool = True
     explain: bool = False  # `_explain=true` shows a search's SQL and plans (for administrators)
     default_total: str = "accurate"  # `_total` when a search sends none: accurate, estimate, none
+    auth: str = "off"  # FICUS_AUTH: smart (built-in SMART server), external (an OIDC provider's JWTs), off (open!)
+    auth_issuer: str = ""  # FICUS_AUTH_ISSUER: public URL of the authorization server (default: base URL minus /fhir)
 
     def __post_init__(self) -> None:
         if self.default_total not in ("accurate", "estimate", "none"):
             raise ValueError(f"FICUS_DEFAULT_TOTAL must be accurate, estimate or none, not {self.default_total!r}")
+        if self.auth not in ("smart", "external", "off"):
+            raise ValueError(f"FICUS_AUTH must be smart, external or off, not {self.auth!r}")
 
     @classmethod
     def from_environment(cls, host: str = "127.0.0.1", port: int = 8080) -> Settings:
@@ -35,4 +39,6 @@ class Settings:
             validate_writes=env.get("FICUS_VALIDATE", "1") not in ("0", "false", "no"),
             explain=env.get("FICUS_EXPLAIN", "0") in ("1", "true", "yes"),
             default_total=env.get("FICUS_DEFAULT_TOTAL", "accurate"),
+            auth=env.get("FICUS_AUTH", "off"),
+            auth_issuer=env.get("FICUS_AUTH_ISSUER", ""),
         )

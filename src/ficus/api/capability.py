@@ -6,6 +6,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from ficus import __version__
+from ficus.auth.discovery import capability_security
 from ficus.fhirtime import format_instant, now_micros
 from ficus.operations import REGISTRY
 from ficus.search.query import is_known_parameter
@@ -48,7 +49,7 @@ def _build(base_url: str, interactions: Interactions, generation: int) -> dict:
                 if is_known_parameter(definitions, res_type, code)
             ] + [{"name": "_list", "type": "token"}],
         })
-    return {
+    statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": format_instant(now_micros()),
@@ -76,3 +77,7 @@ def _build(base_url: str, interactions: Interactions, generation: int) -> dict:
             ],
         }],
     }
+    security = capability_security(base_url, interactions.settings.auth, interactions.settings.auth_issuer)
+    if security is not None:
+        statement["rest"][0]["security"] = security
+    return statement

@@ -151,6 +151,7 @@ class Interactions:
     def read(self, request: FhirRequest, res_type: str, res_id: str, writer: Writer | None = None) -> FhirResponse:
         self._authorize(request, "read", res_type, res_id)
         version = self.repository.read(res_type, res_id, writer.tx if writer else None)
+        self.policy.check_content(request.caller, res_type, version.content, "r")
         return self._resource_response(request, version)
 
     def vread(self, request: FhirRequest, res_type: str, res_id: str, version_id: str, writer: Writer | None = None) -> FhirResponse:
@@ -158,6 +159,7 @@ class Interactions:
         if not version_id.isdigit() or len(version_id) > 9:
             raise FhirError.of(404, "not-found", f"'{version_id}' is not a version of {res_type}/{res_id}")
         version = self.repository.vread(res_type, res_id, int(version_id), writer.tx if writer else None)
+        self.policy.check_content(request.caller, res_type, version.content, "r")
         return self._resource_response(request, version)
 
     def _resource_response(self, request: FhirRequest, version: Version) -> FhirResponse:
@@ -176,6 +178,8 @@ class Interactions:
 
     def history(self, request: FhirRequest, res_type: str | None, res_id: str | None, writer: Writer | None = None) -> FhirResponse:
         self._authorize(request, "history-" + ("instance" if res_id else "type" if res_type else "system"), res_type, res_id)
+        if not res_id and self.policy.search_restriction(request.caller, res_type or "*") is not None:
+            raise FhirError.of(403, "forbidden", "History of a type or the system is not available to a token restricted to a patient or by granular scopes")
         since_text = request.param("_since")
         since = None
         if since_text:
@@ -191,6 +195,10 @@ class Interactions:
         )
         if res_id and total == 0:
             raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
+        if res_id:
+            versions = [v for v in versions if self.policy.visible_content(request.caller, v.res_type, v.content, "r")]
+            if not versions and total:
+                raise FhirError.of(403, "forbidden", f"{res_type}/{res_id} is outside what this token may access")
         entries = [self._history_entry(v) for v in versions]
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         links = self._page_links(path, request, count, offset, total, {_SNAPSHOT: str(snapshot)})
@@ -244,6 +252,7 @@ class Interactions:
     def create(self, request: FhirRequest, res_type: str, writer: Writer | None = None) -> FhirResponse:
         self._authorize(request, "create", res_type)
         resource = self._resource_body(request, res_type)
+        self.policy.check_resource(request.caller, resource, "c")
         self._validate(resource)
         condition = request.headers.get("if-none-exist")
         with self._writing(writer) as w:
@@ -266,7 +275,11 @@ class Interactions:
                 f"The resource id ({resource.get('id')!r}) must equal the id in the URL ({res_id!r})", f"{res_type}.id",
             )
         self._validate(resource)
+        self.policy.check_resource(request.caller, resource, "u")
         with self._writing(writer) as w:
+            current = w.read_current(res_type, res_id)
+            if current is not None:
+                self.policy.check_content(request.caller, res_type, current.content, "u")
             version, created = w.update(res_type, res_id, resource, request.if_match())
         return self._write_response(request, version, 201 if created else 200)
 
@@ -284,6 +297,10 @@ class Interactions:
             if matches and body_id and body_id != matches[0]:
                 raise FhirError.of(400, "invalid", f"The resource id {body_id!r} differs from the matching {matches[0]!r}", f"{res_type}.id")
             res_id = matches[0] if matches else check_id(body_id) if body_id else new_id()
+            self.policy.check_resource(request.caller, resource, "u")
+            current = w.read_current(res_type, res_id) if matches else None
+            if current is not None:
+                self.policy.check_content(request.caller, res_type, current.content, "u")
             version, created = w.update(res_type, res_id, resource, request.if_match())
         return self._write_response(request, version, 201 if created else 200)
 
@@ -311,10 +328,12 @@ class Interactions:
         if_match = request.if_match()
         if if_match is not None and if_match != current.version:
             raise FhirError.of(412, "conflict", f"If-Match expected version {if_match}, the current one is {current.version}")
+        self.policy.check_content(request.caller, res_type, current.content, "u")
         patched = self._apply_patch(request, fhirjson.decode(current.content or b"{}"))
         if patched.get("resourceType") != res_type or patched.get("id") != res_id:
             raise FhirError.of(422, "processing", "A patch may not change the resource's type or id")
         self._validate(patched)
+        self.policy.check_resource(request.caller, patched, "u")
         version, _ = w.update(res_type, res_id, patched)
         return self._write_response(request, version, 200)
 
@@ -336,6 +355,9 @@ class Interactions:
             head = w.head(res_type, res_id)
             if head is None:
                 raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
+            current = w.read_current(res_type, res_id) if not head.deleted else None
+            if current is not None:
+                self.policy.check_content(request.caller, res_type, current.content, "d")
             version = w.delete(res_type, res_id, request.if_match())
         if version is None:
             return FhirResponse(204)
@@ -349,6 +371,9 @@ class Interactions:
             matches = self.matching_ids(w, res_type, urlencode(request.query))
             if len(matches) > 1:
                 raise FhirError.of(412, "multiple-matches", f"The criteria match {len(matches)} {res_type} resources")
+            current = w.read_current(res_type, matches[0]) if matches else None
+            if current is not None:
+                self.policy.check_content(request.caller, res_type, current.content, "d")
             version = w.delete(res_type, matches[0], request.if_match()) if matches else None
         return FhirResponse(204, None, {"ETag": version.etag} if version else {}, version)
 

@@ -117,7 +117,8 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
             unknown(key, f"Unknown search parameter '{key}' for {where}")
         else:
             kept.append((key, value))
-    criteria = parse_criteria(kept)
+    restriction = _restriction(interactions, request, scope, types)
+    criteria = parse_criteria(kept + list(restriction.criteria if restriction else ()))
 
     # -- result parameters ----------------------------------------------------------------------
     settings = interactions.settings
@@ -148,7 +149,7 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
         types=types, criteria=criteria, sort=keys, count=count, offset=offset, cursor=cursor,
         total="accurate" if summary == "count" else total_mode, page=page,
         includes=includes if page else [],
-        compartment=_compartment(definitions, scope, types),
+        compartment=_compartment(definitions, scope, types, restriction),
     )
     repository = interactions.repository
     with repository.reading(writer.tx if writer else None) as tx:
@@ -157,6 +158,10 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
             return FhirResponse(200, explain(tx, repository.database.dialect, result.statements, control["_explain"]))
     result.warnings[:0] = warnings
     _authorize_included(interactions, request, result)
+    if restriction is not None and (restriction.criteria or scope.compartment is None):
+        limits = [f"Patient/{restriction.patient}'s compartment"] if restriction.patient else []
+        limits += [f"{k}={v}" for k, v in restriction.criteria]
+        result.warnings.append(Issue("information", "informational", f"Results are limited by the access token to {' and '.join(limits)}"))
 
     # -- the Bundle -----------------------------------------------------------------------------
     link_pairs = [*kept, *_canonical_control(control, multi, keys, includes, count, types if scope.system else None)]
@@ -225,14 +230,33 @@ def _authorize_included(interactions: Interactions, request: FhirRequest, result
             if error.status not in (401, 403):
                 raise
             denied.add(res_type)
+    policy, caller = interactions.policy, request.caller
+    kept = [v for v in result.included if v.res_type not in denied and policy.visible_content(caller, v.res_type, v.content, "s")]
+    withheld = len(result.included) - len(kept)
+    result.included = kept
+    if withheld and not denied:
+        result.warnings.append(Issue("warning", "suppressed", f"{withheld} included resource(s) outside what the access token may see were withheld"))
     if denied:
-        result.included = [v for v in result.included if v.res_type not in denied]
         result.warnings.append(Issue(
             "warning", "suppressed", f"Included resources of type {', '.join(sorted(denied))} were withheld",
         ))
 
 
-def _compartment(definitions: Definitions, scope: Scope, types: list[str] | None) -> tuple[str, str, dict[str, list[str]]] | None:
+def _restriction(interactions: Interactions, request: FhirRequest, scope: Scope, types: list[str] | None) -> Any:
+    """The policy's narrowing of this search: one for all searched types, else 403."""
+    policy = interactions.policy
+    restrictions = [policy.search_restriction(request.caller, t) for t in (types if types and not scope.all_compartment_types else ["*"])]
+    first = restrictions[0] if restrictions else None
+    if any(r != first for r in restrictions):
+        raise FhirError.of(403, "forbidden", "The access token restricts these types differently; search them one at a time")
+    if first is not None and first.patient and scope.compartment and scope.compartment != ("Patient", first.patient):
+        raise FhirError.of(403, "forbidden", f"The access token is limited to Patient/{first.patient}")
+    return first
+
+
+def _compartment(definitions: Definitions, scope: Scope, types: list[str] | None, restriction: Any = None) -> tuple[str, str, dict[str, list[str]]] | None:
+    if scope.compartment is None and restriction is not None and restriction.patient:
+        scope = Scope(scope.types, scope.path, scope.system, ("Patient", restriction.patient), scope.all_compartment_types)
     if scope.compartment is None:
         return None
     comp_type, comp_id = scope.compartment

@@ -23,7 +23,8 @@ from ficus.outcome import FhirError
 from ficus.policy import Caller
 from ficus.search import find_ids
 
-HL7V2_CALLER = Caller(subject="ficus-hl7v2", client_id="ficus-hl7v2")
+# the bridge writes on the server's own behalf: with FICUS_AUTH=smart it needs system scopes
+HL7V2_CALLER = Caller(subject="ficus-hl7v2", scopes=frozenset({"system/*.cruds"}), client_id="ficus-hl7v2")
 
 
 @dataclass

@@ -31,8 +31,29 @@ class Access:
     res_id: str | None = None
 
 
+@dataclass(frozen=True)
+class SearchRestriction:
+    """How a search must be narrowed for a caller: to `Patient/patient`'s compartment, by `criteria`."""
+
+    patient: str | None
+    criteria: tuple[tuple[str, str], ...] = ()
+
+
 class Policy:
     """Open policy: every caller may do everything. Subclasses narrow it."""
 
     def authorize(self, caller: Caller, access: Access) -> None:
         """Return if allowed; raise `FhirError` (401/403) if not."""
+
+    def check_resource(self, caller: Caller, resource: dict, letter: str = "r") -> None:
+        """Raise 403 unless the caller may `letter` (c r u d s) this resource."""
+
+    def check_content(self, caller: Caller, res_type: str, content: bytes | None, letter: str = "r") -> None:
+        """`check_resource` for stored JSON bytes (parsed only when the policy needs to look)."""
+
+    def visible_content(self, caller: Caller, res_type: str, content: bytes | None, letter: str = "s") -> bool:
+        return True
+
+    def search_restriction(self, caller: Caller, res_type: str) -> SearchRestriction | None:
+        """The compartment and criteria a search of `res_type` (`*`: all types) must add; None: none."""
+        return None

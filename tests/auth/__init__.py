@@ -1,0 +1,1 @@
+"""Tests of the SMART authorization server and policy (ficus.auth)."""

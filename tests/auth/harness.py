@@ -1,0 +1,194 @@
+"""The Ficus app with the SMART wiring proposed for `ficus.app.create_app`, and a browser stand-in.
+
+`smart_app` builds what `create_app(settings)` builds, plus the three auth hooks: the
+authenticator's routes before the FHIR catch-all, `caller()` in the worker thread of each FHIR
+request (an `AuthError` becomes its status with a `WWW-Authenticate` header), and the
+`rest.security` of the CapabilityStatement. Once `create_app` has that wiring, these tests can
+use it directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ficus.api.exchange import FhirResponse
+from ficus.api.interactions import Interactions
+from ficus.app import _fhir_request, _http_response
+from ficus.auth.discovery import capability_security
+from ficus.auth.errors import AuthError
+from ficus.auth.service import Authenticator
+from ficus.config import Settings
+from ficus.outcome import FhirError, operation_outcome
+from ficus.spec import definitions
+from ficus.store.database import open_database
+from ficus.store.repository import Repository
+
+JSON = {"Content-Type": "application/fhir+json"}
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def smart_app(settings: Settings, authenticator: Authenticator) -> Starlette:
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        database = open_database(settings.database_url)
+        repository = Repository(database, definitions(), settings.base_url)
+        state["policy"] = authenticator.policy(repository.definitions)
+        state["interactions"] = Interactions(settings, repository, state["policy"])
+        authenticator.start(database, repository)
+        try:
+            yield
+        finally:
+            database.close()
+
+    async def fhir_endpoint(request: Request) -> Response:
+        pretty = request.query_params.get("_pretty") == "true"
+        try:
+            fhir_request = await _fhir_request(request, settings)
+            authorization = request.headers.get("authorization")
+
+            def handle() -> FhirResponse:
+                fhir_request.caller = authenticator.caller(authorization)
+                return state["interactions"].handle(fhir_request)
+
+            response = await run_in_threadpool(handle)
+            if fhir_request.path == "metadata" and isinstance(response.body, dict):
+                response.body = _with_security(response.body, settings, authenticator)
+        except AuthError as error:
+            response = FhirResponse(error.status, operation_outcome(error.issues), error.headers)
+        except FhirError as error:
+            response = FhirResponse(error.status, operation_outcome(error.issues))
+        return _http_response(response, pretty, request.method == "HEAD")
+
+    routes = [
+        *authenticator.routes(),
+        Route("/fhir", fhir_endpoint, methods=METHODS),
+        Route("/fhir/{path:path}", fhir_endpoint, methods=METHODS),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.ficus = state
+    return app
+
+
+def _with_security(statement: dict, settings: Settings, authenticator: Authenticator) -> dict:
+    security = capability_security(settings.base_url, authenticator.settings.mode, authenticator.settings.issuer)
+    rest = dict(statement["rest"][0])
+    rest["security"] = security
+    return {**statement, "rest": [rest, *statement["rest"][1:]]}
+
+
+# -- PKCE and the browser side of an authorization ----------------------------------------------
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    return verifier, challenge
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Authorization:
+    """One run through authorize -> login -> (patient) -> consent."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    aud: str
+    verifier: str = ""
+    state: str = field(default_factory=lambda: secrets.token_urlsafe(8))
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def params(self) -> dict[str, str]:
+        verifier, challenge = pkce()
+        self.verifier = verifier
+        return {
+            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+            "scope": self.scope, "state": self.state, "aud": self.aud,
+            "code_challenge": challenge, "code_challenge_method": "S256", **self.extra,
+        }
+
+
+def sign_in(
+    browser: httpx.Client, authorize_url: str, username: str, password: str, patient: str | None = None,
+    untick: tuple[str, ...] = (), decision: str = "approve",
+) -> httpx.Response:
+    """Drive the pages as a user would; returns the final redirect to the app."""
+    response = browser.get(authorize_url, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    login_url = response.headers["location"]
+    request_id = query_of(login_url)["request"]
+    page = browser.get(login_url)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    response = browser.post(login_url.split("?")[0], data={"request": request_id, "username": username, "password": password}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    next_url = response.headers["location"]
+    if "/auth/patient" in next_url:
+        page = browser.get(next_url)
+        assert page.status_code == 200, page.text
+        response = browser.post(next_url.split("?")[0], data={"request": request_id, "patient_id": patient or ""}, follow_redirects=False)
+        assert response.status_code == 303, response.text
+        next_url = response.headers["location"]
+    assert "/auth/consent" in next_url
+    page = browser.get(next_url)
+    assert page.status_code == 200, page.text
+    ticked = [value for value in _checkbox_values(page.text) if value not in untick]
+    data = {"request": request_id, "decision": decision, "scope": ticked}
+    return browser.post(next_url.split("?")[0], data=data, follow_redirects=False)
+
+
+def _checkbox_values(html: str) -> list[str]:
+    import re
+
+    return [match.replace("&#39;", "'").replace("&amp;", "&").replace("&#34;", '"') for match in re.findall(r'name="scope" id="[^"]+" value="([^"]+)"', html)]
+
+
+def authorize_url(issuer: str, params: dict[str, str]) -> str:
+    return f"{issuer}/auth/authorize?{urlencode(params)}"
+
+
+# -- a real socket for clients that use `requests` ----------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThreadedServer:
+    """Uvicorn serving an ASGI app on 127.0.0.1 from a background thread."""
+
+    def __init__(self, app: Starlette, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
