@@ -24,7 +24,6 @@ from ficus.operations import Invocation, find_operation, invocation_parameters, 
 from ficus.patch import apply_fhirpath_patch, apply_json_patch
 from ficus.policy import Access, Policy
 from ficus.search import find_ids
-from ficus.search.query import RESULT_PARAMETERS
 from ficus.spec import Definitions
 from ficus.store.repository import Repository, Version, Writer
 from ficus.validation.structure import validate_resource
@@ -235,18 +234,6 @@ class Interactions:
         )
         return search_interaction.search(self, request, scope, writer)
 
-    def _known_criteria(self, request: FhirRequest, res_type: str, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[Issue]]:
-        """Drop parameters this server does not know (reported), or fail under handling=strict."""
-        kept, warnings = [], []
-        for key, value in pairs:
-            if key.partition(":")[0] in RESULT_PARAMETERS or search_interaction.is_known(self.definitions, res_type, key):
-                kept.append((key, value))
-            elif request.prefer("handling") == "strict":
-                raise FhirError.of(400, "not-supported", f"Unknown search parameter '{key}' for {res_type}", key)
-            else:
-                warnings.append(Issue("warning", "not-supported", f"Search parameter '{key}' is not known and was ignored", key))
-        return kept, warnings
-
     # -- writes ----------------------------------------------------------------------------
 
     def create(self, request: FhirRequest, res_type: str, writer: Writer | None = None) -> FhirResponse:
@@ -437,8 +424,8 @@ class Interactions:
     def _full_url(self, version: Version) -> str:
         return f"{self.settings.base_url}/{version.res_type}/{version.res_id}"
 
-    def _count(self, request: FhirRequest, pairs: list[tuple[str, str]] | None = None) -> int:
-        value = dict(pairs or request.query).get("_count")
+    def _count(self, request: FhirRequest) -> int:
+        value = request.param("_count")
         if value is None:
             return self.settings.default_count
         if not value.isdigit():
@@ -456,9 +443,9 @@ class Interactions:
 
     def _page_links(
         self, path: str, request: FhirRequest, count: int, offset: int, total: int,
-        extra: dict[str, str], pairs: list[tuple[str, str]] | None = None,
+        extra: dict[str, str],
     ) -> list[dict]:
-        base = [(k, v) for k, v in (pairs if pairs is not None else request.query) if k not in ("_count", "_offset", _SNAPSHOT)]
+        base = [(k, v) for k, v in request.query if k not in ("_count", "_offset", _SNAPSHOT)]
         base += list(extra.items())
 
         def link(relation: str, page_offset: int) -> dict:
