@@ -1,9 +1,16 @@
 # `make serve` starts Ficus on the embedded SQLite default; `make test` runs the whole test suite.
 # Both create the virtualenv (.venv) and install what is needed on first use.
+# `make serve` runs with FICUS_AUTH=off (open, for development; the server says so at start):
+# `make serve FICUS_AUTH=smart` runs it with the built-in SMART authorization server.
 
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+FICUS_AUTH ?= off
+# The browser tests: Debian chromium (Playwright drives it) and the npm SMART client they load
+CHROMIUM := /usr/bin/chromium
+BROWSER_JS := tests/auth/browser
+BROWSER_STAMP := $(BROWSER_JS)/node_modules/.installed
 
 .PHONY: serve test bench clean
 
@@ -14,10 +21,18 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(VENV)/bin/ficus serve
+	FICUS_AUTH=$(FICUS_AUTH) $(VENV)/bin/ficus serve
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM) $(BROWSER_STAMP)
 	$(VENV)/bin/python -m pytest -n 2 -q
+
+$(CHROMIUM):
+	apt-get update
+	apt-get install -y --no-install-recommends chromium
+
+$(BROWSER_STAMP): $(BROWSER_JS)/package.json $(BROWSER_JS)/package-lock.json
+	cd $(BROWSER_JS) && npm ci --no-audit --no-fund
+	touch $(BROWSER_STAMP)
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk

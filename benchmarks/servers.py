@@ -124,7 +124,7 @@ def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path, po
 def start_ficus(name: str, database_url: str, log_dir: Path) -> Server:
     """`python -m ficus.cli serve` on a free port, ready to answer /fhir/metadata."""
     port = free_port()
-    env = {"FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": f"http://127.0.0.1:{port}/fhir"}
+    env = {"FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": f"http://127.0.0.1:{port}/fhir", "FICUS_AUTH": "off"}
     command = [sys.executable, "-m", "ficus.cli", "serve", "--port", str(port)]
     server = _spawn(name, command, env, log_dir, port)
     server.wait_ready("/fhir/metadata")

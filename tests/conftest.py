@@ -70,7 +70,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, base_url=BASE)
+    return Settings(database_url=database_url, base_url=BASE, auth="off")  # the open development mode, said explicitly
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ class ServerProcess:
     def __init__(self, database_url: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/fhir"
-        env = {**os.environ, "FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": self.base_url}
+        env = {**os.environ, "FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": self.base_url, "FICUS_AUTH": "off"}
         self.log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block the server
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ficus.cli", "serve", "--port", str(self.port)],

@@ -9,6 +9,8 @@ from typing import Any, AsyncIterator
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,6 +32,7 @@ log = logging.getLogger("ficus")
 CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
 _JSON_FORMATS = {"json", "application/json", FHIR_JSON, "application/json+fhir", "text/json"}
 _XML_FORMATS = {"xml", "application/xml", "application/fhir+xml", "text/xml", "application/xml+fhir"}
+_EXPOSED_HEADERS = ["Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate"]
 _BODY_TYPES = {FHIR_JSON, "application/json", "application/json+fhir", JSON_PATCH, "application/x-www-form-urlencoded"}
 
 
@@ -83,7 +86,19 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
         Route("/fhir", fhir_endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/fhir/{path:path}", fhir_endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=_cors(settings))
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS for browser apps on other origins (SMART apps): preflights, the Authorization
+    header, and the response headers a FHIR client reads."""
+    origins = settings.allowed_origins
+    if not origins:
+        return []
+    return [Middleware(
+        CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["*"], expose_headers=_EXPOSED_HEADERS, max_age=600,
+    )]
 
 
 def _internal_error() -> Any:

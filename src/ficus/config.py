@@ -18,8 +18,18 @@ class Settings:
     validate_writes: bool = True
     explain: bool = False  # `_explain=true` shows a search's SQL and plans (for administrators)
     default_total: str = "accurate"  # `_total` when a search sends none: accurate, estimate, none
-    auth: str = "off"  # FICUS_AUTH: smart (built-in SMART server), external (an OIDC provider's JWTs), off (open!)
+    auth: str = "smart"  # FICUS_AUTH: smart (built-in SMART server), external (an OIDC provider's JWTs), off (open!)
     auth_issuer: str = ""  # FICUS_AUTH_ISSUER: public URL of the authorization server (default: base URL minus /fhir)
+    # FICUS_CORS_ORIGINS: browser origins allowed to call the API ("*", a comma-separated list, or
+    # "" for none). None: "*" when callers need a token (their Bearer header is not a cookie a
+    # foreign page could ride on), none when FICUS_AUTH=off leaves the server open.
+    cors_origins: str | None = None
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The origins CORS lets in (an empty list: CORS is off)."""
+        text = self.cors_origins if self.cors_origins is not None else ("" if self.auth == "off" else "*")
+        return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
 
     def __post_init__(self) -> None:
         if self.default_total not in ("accurate", "estimate", "none"):
@@ -39,6 +49,7 @@ class Settings:
             validate_writes=env.get("FICUS_VALIDATE", "1") not in ("0", "false", "no"),
             explain=env.get("FICUS_EXPLAIN", "0") in ("1", "true", "yes"),
             default_total=env.get("FICUS_DEFAULT_TOTAL", "accurate"),
-            auth=env.get("FICUS_AUTH", "off"),
+            auth=env.get("FICUS_AUTH", "smart"),
             auth_issuer=env.get("FICUS_AUTH_ISSUER", ""),
+            cors_origins=env.get("FICUS_CORS_ORIGINS"),
         )

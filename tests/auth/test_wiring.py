@@ -29,8 +29,14 @@ def test_create_app_with_smart_auth(fhir_settings: Settings, admin: AuthAdmin) -
         assert client.get(f"{BASE}/Observation", headers=headers).status_code == 403
 
 
-def test_off_is_the_open_default(fhir_settings: Settings) -> None:
-    assert Settings().auth == "off"  # type: ignore[attr-defined]
-    with TestClient(create_app(fhir_settings), base_url=ISSUER) as client:
+def test_smart_is_the_default_and_off_must_be_asked_for(fhir_settings: Settings, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("FICUS_AUTH", raising=False)
+    assert Settings().auth == "smart"
+    assert Settings.from_environment().auth == "smart"
+    with TestClient(create_app(dataclasses.replace(fhir_settings, auth="smart")), base_url=ISSUER) as client:
+        assert client.get(f"{BASE}/Patient").status_code == 401
+    monkeypatch.setenv("FICUS_AUTH", "off")
+    assert Settings.from_environment().auth == "off"
+    with TestClient(create_app(dataclasses.replace(fhir_settings, auth="off")), base_url=ISSUER) as client:
         assert client.get(f"{BASE}/Patient").status_code == 200
         assert client.get(f"{BASE}/.well-known/smart-configuration").status_code == 404

@@ -36,7 +36,7 @@ class Stack:
 
     def __init__(self, url: str) -> None:
         self.database: Database = open_database(url)
-        settings = Settings(database_url=url, base_url="http://testserver/fhir")
+        settings = Settings(database_url=url, base_url="http://testserver/fhir", auth="off")
         self.interactions = Interactions(settings, Repository(self.database, definitions()), Policy())
         self.store = MessageStore(self.database)
         self.intake = Intake(self.interactions, self.store, MappingOptions())

@@ -101,7 +101,7 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         except psycopg.OperationalError as error:
             pytest.fail(f"PostgreSQL is required for the oracle tests and is not reachable: {error}")
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
-    settings = Settings(database_url=url, base_url=BASE)
+    settings = Settings(database_url=url, base_url=BASE, auth="off")
     try:
         with TestClient(create_app(settings), base_url=BASE + "/") as client:
             started = time.time()

@@ -18,7 +18,7 @@ from ficus.config import Settings
 def main() -> None:
     wanted = sys.argv[1] if len(sys.argv) > 1 else ""
     with tempfile.TemporaryDirectory() as folder:
-        settings = Settings(database_url=f"sqlite:///{folder}/ficus.db", base_url="http://testserver/fhir")
+        settings = Settings(database_url=f"sqlite:///{folder}/ficus.db", base_url="http://testserver/fhir", auth="off")
         with TestClient(create_app(settings), base_url="http://testserver/fhir/") as client:
             started = time.perf_counter()
             total, failures = run_suite(client)

@@ -19,7 +19,7 @@ from ficus import fhirjson
 from ficus.api.exchange import FhirRequest, FhirResponse, check_id, new_id
 from ficus.fhirtime import format_instant
 from ficus.outcome import FhirError, Issue, operation_outcome
-from ficus.policy import Access
+from ficus.policy import Access, Caller
 from ficus.store.repository import Writer
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def _run_transaction(interactions: Interactions, requests: list[FhirRequest], en
         for index, request in enumerate(requests):
             if isinstance(request.body, dict):
                 with _blaming(index, request):
-                    _rewrite_references(interactions, writer, request.body, references)
+                    _rewrite_references(interactions, writer, request.body, references, request.caller)
         for index in sorted(range(len(requests)), key=lambda i: _ORDER[requests[i].method]):
             with _blaming(index, requests[index]):
                 responses[index] = interactions.handle(requests[index], writer)
@@ -139,7 +139,7 @@ def _target_of(interactions: Interactions, writer: Writer, request: FhirRequest)
     if request.method == "POST" and "/" not in request.path:
         condition = request.headers.pop("if-none-exist", None)
         if condition:
-            matches = interactions.matching_ids(writer, res_type, condition.lstrip("?"))
+            matches = interactions.matching_ids(writer, res_type, condition.lstrip("?"), request.caller, "c")
             if len(matches) > 1:
                 raise FhirError.of(412, "duplicate", f"If-None-Exist '{condition}' matches {len(matches)} resources")
             if matches:
@@ -149,7 +149,7 @@ def _target_of(interactions: Interactions, writer: Writer, request: FhirRequest)
         return f"{res_type}/{request.assigned_id}"
     if request.method == "PUT":
         if request.query:
-            matches = interactions.matching_ids(writer, res_type, urlencode(request.query))
+            matches = interactions.matching_ids(writer, res_type, urlencode(request.query), request.caller, "u")
             if len(matches) > 1:
                 raise FhirError.of(412, "multiple-matches", f"The criteria match {len(matches)} {res_type} resources")
             body_id = request.body.get("id") if isinstance(request.body, dict) else None
@@ -161,7 +161,7 @@ def _target_of(interactions: Interactions, writer: Writer, request: FhirRequest)
     return None
 
 
-def _rewrite_references(interactions: Interactions, writer: Writer, node: Any, references: dict[str, str]) -> None:
+def _rewrite_references(interactions: Interactions, writer: Writer, node: Any, references: dict[str, str], caller: Caller) -> None:
     """Rewrite `reference` values that name a Bundle entry or a conditional search, in place."""
     if isinstance(node, dict):
         for key, value in node.items():
@@ -169,14 +169,14 @@ def _rewrite_references(interactions: Interactions, writer: Writer, node: Any, r
                 if value in references:
                     node[key] = references[value]
                 elif "?" in value and not value.startswith(("http://", "https://", "#")):
-                    node[key] = interactions.resolve_conditional_reference(writer, value)
+                    node[key] = interactions.resolve_conditional_reference(writer, value, caller)
                 elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
                     raise FhirError.of(400, "not-found", f"Reference {value!r} names no entry of this Bundle")
             else:
-                _rewrite_references(interactions, writer, value, references)
+                _rewrite_references(interactions, writer, value, references, caller)
     elif isinstance(node, list):
         for item in node:
-            _rewrite_references(interactions, writer, item, references)
+            _rewrite_references(interactions, writer, item, references, caller)
 
 
 def _at_entry(error: FhirError, index: int, request: FhirRequest) -> FhirError:

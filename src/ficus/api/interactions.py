@@ -22,8 +22,8 @@ from ficus.fhirtime import date_range, format_instant, http_date, now_micros
 from ficus.outcome import FhirError, Issue, operation_outcome
 from ficus.operations import Invocation, find_operation, invocation_parameters, load_operations
 from ficus.patch import apply_fhirpath_patch, apply_json_patch
-from ficus.policy import Access, Policy
-from ficus.search import find_ids
+from ficus.policy import Access, Caller, Policy
+from ficus.search import find_ids, visible_condition
 from ficus.spec import Definitions
 from ficus.store.repository import Repository, Version, Writer
 from ficus.validation.structure import validate_resource
@@ -177,8 +177,13 @@ class Interactions:
 
     def history(self, request: FhirRequest, res_type: str | None, res_id: str | None, writer: Writer | None = None) -> FhirResponse:
         self._authorize(request, "history-" + ("instance" if res_id else "type" if res_type else "system"), res_type, res_id)
-        if not res_id and self.policy.search_restriction(request.caller, res_type or "*") is not None:
-            raise FhirError.of(403, "forbidden", "History of a type or the system is not available to a token restricted to a patient or by granular scopes")
+        # a token restricted to a patient or by granular scopes sees the history of the
+        # resources it may see now, minus their versions it could not have seen
+        confine = None if res_id else self.policy.confinement(request.caller, "s")
+        within = None
+        if confine is not None:
+            types = [res_type] if res_type else sorted(self.definitions.resource_types)
+            within = visible_condition(self.definitions, types, confine)
         since_text = request.param("_since")
         since = None
         if since_text:
@@ -190,7 +195,7 @@ class Interactions:
         offset = self._int_param(request, "_offset", 0)
         snapshot = self._int_param(request, _SNAPSHOT, now_micros() + 1)
         versions, total = self.repository.history(
-            res_type, res_id, since, snapshot, count, offset, writer.tx if writer else None
+            res_type, res_id, since, snapshot, count, offset, writer.tx if writer else None, within
         )
         if res_id and total == 0:
             raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
@@ -198,10 +203,13 @@ class Interactions:
             versions = [v for v in versions if self.policy.visible_content(request.caller, v.res_type, v.content, "r")]
             if not versions and total:
                 raise FhirError.of(403, "forbidden", f"{res_type}/{res_id} is outside what this token may access")
+        elif confine is not None:
+            versions = [v for v in versions if self.policy.visible_content(request.caller, v.res_type, v.content, "s")]
         entries = [self._history_entry(v) for v in versions]
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         links = self._page_links(path, request, count, offset, total, {_SNAPSHOT: str(snapshot)})
-        return FhirResponse(200, self._bundle("history", entries, total, links))
+        # a confined history's total would count versions withheld from its pages: none is given
+        return FhirResponse(200, self._bundle("history", entries, None if confine is not None else total, links))
 
     def _history_entry(self, version: Version) -> dict:
         entry: dict[str, Any] = {"fullUrl": self._full_url(version)}
@@ -244,7 +252,7 @@ class Interactions:
         condition = request.headers.get("if-none-exist")
         with self._writing(writer) as w:
             if condition:
-                existing = self.matching_ids(w, res_type, condition.lstrip("?"))
+                existing = self.matching_ids(w, res_type, condition.lstrip("?"), request.caller, "c")
                 if len(existing) > 1:
                     raise FhirError.of(412, "duplicate", f"If-None-Exist '{condition}' matches {len(existing)} resources")
                 if existing:
@@ -277,7 +285,7 @@ class Interactions:
         resource = self._resource_body(request, res_type)
         self._validate(resource)
         with self._writing(writer) as w:
-            matches = self.matching_ids(w, res_type, urlencode(request.query))
+            matches = self.matching_ids(w, res_type, urlencode(request.query), request.caller, "u")
             if len(matches) > 1:
                 raise FhirError.of(412, "multiple-matches", f"The criteria match {len(matches)} {res_type} resources")
             body_id = resource.get("id")
@@ -301,7 +309,7 @@ class Interactions:
         if not request.query:
             raise FhirError.of(400, "invalid", f"PATCH on {res_type} needs an id or search criteria")
         with self._writing(writer) as w:
-            matches = self.matching_ids(w, res_type, urlencode(request.query))
+            matches = self.matching_ids(w, res_type, urlencode(request.query), request.caller, "u")
             if len(matches) != 1:
                 status = 404 if not matches else 412
                 raise FhirError.of(status, "not-found" if not matches else "multiple-matches", f"The criteria match {len(matches)} {res_type} resources")
@@ -355,7 +363,7 @@ class Interactions:
         if not request.query:
             raise FhirError.of(400, "invalid", f"DELETE on {res_type} needs an id or search criteria")
         with self._writing(writer) as w:
-            matches = self.matching_ids(w, res_type, urlencode(request.query))
+            matches = self.matching_ids(w, res_type, urlencode(request.query), request.caller, "d")
             if len(matches) > 1:
                 raise FhirError.of(412, "multiple-matches", f"The criteria match {len(matches)} {res_type} resources")
             current = w.read_current(res_type, matches[0]) if matches else None
@@ -366,20 +374,22 @@ class Interactions:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def matching_ids(self, w: Writer, res_type: str, query: str) -> list[str]:
-        """Ids matching conditional criteria; serialised per criteria across processes."""
+    def matching_ids(self, w: Writer, res_type: str, query: str, caller: Caller, letter: str) -> list[str]:
+        """Ids matching conditional criteria among the resources the caller may `letter` (so a
+        condition cannot reveal what the caller may not see); serialised per criteria across
+        processes."""
         pairs = parse_qsl(query, keep_blank_values=True)
         if not pairs:
             raise FhirError.of(400, "invalid", f"Conditional criteria {query!r} are empty or malformed")
         w.lock(f"{res_type}?{urlencode(sorted(pairs))}")
-        return find_ids(w.tx, self.definitions, res_type, pairs)
+        return find_ids(w.tx, self.definitions, res_type, pairs, confine=self.policy.confinement(caller, letter))
 
-    def resolve_conditional_reference(self, w: Writer, reference: str) -> str:
+    def resolve_conditional_reference(self, w: Writer, reference: str, caller: Caller) -> str:
         """`Patient?identifier=sys|1` -> `Patient/<id>`, which must match exactly one resource."""
         res_type, _, query = reference.partition("?")
         if not self.definitions.is_resource_type(res_type):
             raise FhirError.of(400, "invalid", f"Conditional reference {reference!r} names no resource type")
-        matches = self.matching_ids(w, res_type, query)
+        matches = self.matching_ids(w, res_type, query, caller, "r")
         if len(matches) != 1:
             raise FhirError.of(412 if matches else 404, "not-found", f"Conditional reference {reference!r} matches {len(matches)} resources")
         return f"{res_type}/{matches[0]}"

@@ -145,11 +145,12 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
     cursor = Cursor.decode(control[CURSOR_PARAMETER], [k.kind for k in keys]) if CURSOR_PARAMETER in control else None
 
     page = summary != "count" and count > 0
+    confine, narrowed = _confinement(interactions, request)
     plan = SearchPlan(
         types=types, criteria=criteria, sort=keys, count=count, offset=offset, cursor=cursor,
         total="accurate" if summary == "count" else total_mode, page=page,
         includes=includes if page else [],
-        compartment=_compartment(definitions, scope, types, restriction),
+        compartment=_compartment(definitions, scope, types, restriction), confine=confine,
     )
     repository = interactions.repository
     with repository.reading(writer.tx if writer else None) as tx:
@@ -162,6 +163,11 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
         limits = [f"Patient/{restriction.patient}'s compartment"] if restriction.patient else []
         limits += [f"{k}={v}" for k, v in restriction.criteria]
         result.warnings.append(Issue("information", "informational", f"Results are limited by the access token to {' and '.join(limits)}"))
+    if narrowed:
+        result.warnings.append(Issue(
+            "information", "informational",
+            f"Chained, _has and _list criteria only consider the {', '.join(sorted(narrowed))} resources the access token may see",
+        ))
 
     # -- the Bundle -----------------------------------------------------------------------------
     link_pairs = [*kept, *_canonical_control(control, multi, keys, includes, count, types if scope.system else None)]
@@ -252,6 +258,22 @@ def _restriction(interactions: Interactions, request: FhirRequest, scope: Scope,
     if first is not None and first.patient and scope.compartment and scope.compartment != ("Patient", first.patient):
         raise FhirError.of(403, "forbidden", f"The access token is limited to Patient/{first.patient}")
     return first
+
+
+def _confinement(interactions: Interactions, request: FhirRequest) -> tuple[Any, set[str]]:
+    """The policy's confinement of chains, `_has` and `_list`, and the types it narrowed (to say so)."""
+    confine = interactions.policy.confinement(request.caller, "s")
+    narrowed: set[str] = set()
+    if confine is None:
+        return None, narrowed
+
+    def recording(res_type: str) -> tuple | None:
+        found = confine(res_type)
+        if found is not None:
+            narrowed.add(res_type)
+        return found
+
+    return recording, narrowed
 
 
 def _compartment(definitions: Definitions, scope: Scope, types: list[str] | None, restriction: Any = None) -> tuple[str, str, dict[str, list[str]]] | None:

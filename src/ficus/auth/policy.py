@@ -16,6 +16,7 @@ so the read, search and write paths apply them with the building blocks below:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ficus import fhirjson
@@ -23,7 +24,7 @@ from ficus.auth.compartment import PatientCompartment, QueryMatcher
 from ficus.auth.errors import insufficient_scope, unauthenticated
 from ficus.auth.scopes import ResourceScope, resource_scopes
 from ficus.outcome import FhirError
-from ficus.policy import Access, Caller, Policy
+from ficus.policy import Access, Caller, Policy, SearchRestriction
 from ficus.spec import Definitions
 from ficus.spec import definitions as r4_definitions
 
@@ -68,14 +69,6 @@ class Grant:
     @property
     def unrestricted(self) -> bool:
         return any(a.patient is None and not a.query for a in self.alternatives)
-
-
-@dataclass(frozen=True)
-class SearchRestriction:
-    """How a search must be narrowed: to `Patient/patient`'s compartment and by `criteria`."""
-
-    patient: str | None
-    criteria: tuple[tuple[str, str], ...] = ()
 
 
 class SmartPolicy(Policy):
@@ -224,6 +217,24 @@ class SmartPolicy(Policy):
             f"The token's granular scopes for {res_type} use different search parameters; one search cannot "
             "combine them. Search with the criteria of one scope.",
         )
+
+    def confinement(self, caller: Caller, letter: str = "s") -> Callable[[str], tuple | None] | None:
+        """Per type, the compartments and granular-scope criteria of the caller's grant for
+        `letter` (an empty tuple: the type is not granted at all); None when every type is open."""
+        everything = self.grant(caller, "*", letter)
+        if everything is not None and everything.unrestricted:
+            return None
+
+        @functools.lru_cache(maxsize=64)
+        def visible(res_type: str) -> tuple | None:
+            grant = self.grant(caller, res_type, letter)
+            if grant is None:
+                return ()
+            if grant.unrestricted:
+                return None
+            return tuple((("Patient", a.patient) if a.patient else None, a.query) for a in grant.alternatives)
+
+        return visible
 
     def _admits(self, alternative: Alternative, resource: dict) -> bool:
         if alternative.patient is not None and not self.compartment.contains(resource, alternative.patient):

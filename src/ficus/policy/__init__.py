@@ -6,6 +6,7 @@ call `Policy.authorize` and never check permissions themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -56,4 +57,10 @@ class Policy:
 
     def search_restriction(self, caller: Caller, res_type: str) -> SearchRestriction | None:
         """The compartment and criteria a search of `res_type` (`*`: all types) must add; None: none."""
+        return None
+
+    def confinement(self, caller: Caller, letter: str = "s") -> Callable[[str], tuple | None] | None:
+        """What the caller may `letter` of each type, for the resources a search looks at
+        without returning them (chains, `_has`, `_list`, conditional matches): a
+        `ficus.search.confine.Confinement`, or None when the caller may see everything."""
         return None

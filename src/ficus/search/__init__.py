@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ficus.search.confine import Confinement, visible_resources
 from ficus.search.execute import SearchPlan, SearchResult, run
-from ficus.search.query import Criterion, build_where, parse_criteria
+from ficus.search.query import Compiler, Criterion, build_where, parse_criteria
 from ficus.spec import Definitions
 from ficus.store.database import Cursor
 from ficus.store.repository import Version
 
-__all__ = ["Criterion", "SearchPlan", "SearchResult", "find_ids", "parse_criteria", "run", "search_versions"]
+__all__ = ["Criterion", "SearchPlan", "SearchResult", "find_ids", "parse_criteria", "run", "search_versions", "visible_condition"]
 
 
-def find_ids(tx: Cursor, definitions: Definitions, res_type: str, pairs: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:
-    """Ids of current resources matching a query (conditional operations need at most two)."""
-    where, params = build_where(definitions, res_type, parse_criteria(pairs))
+def find_ids(
+    tx: Cursor, definitions: Definitions, res_type: str, pairs: Sequence[tuple[str, str]], limit: int = 2,
+    confine: Confinement | None = None,
+) -> list[str]:
+    """Ids of current resources matching a query (conditional operations need at most two),
+    among those `confine` lets the caller see."""
+    where, params = build_where(definitions, res_type, parse_criteria(pairs), confine, confine_matches=True)
     rows = tx.execute(f"SELECT r.res_id FROM resource r WHERE {where} ORDER BY r.rid LIMIT ?", (*params, limit)).fetchall()
     return [row[0] for row in rows]
 
@@ -37,3 +42,8 @@ def search_versions(
         (*params, count, offset),
     ).fetchall()
     return [Version.from_row(row) for row in rows], total
+
+
+def visible_condition(definitions: Definitions, types: Sequence[str], confine: Confinement) -> tuple[str, list]:
+    """Condition on `resource r`: the current resources of `types` that `confine` lets through."""
+    return visible_resources(Compiler(definitions, confine), types)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ficus.search.confine import confined
 from ficus.search.parse import Chain, Has
 from ficus.search.types.base import Condition, Target, invalid, unsupported
 from ficus.store.indexing import param_key
@@ -26,6 +27,9 @@ def chain_condition(compiler: Compiler, target: Target, key: Chain, value: str, 
     branches, params = [], []
     for res_type in types:
         sql, values = compiler.criterion(Target(other, res_type), key.rest, value, name)
+        narrowed = confined(compiler, Target(other, res_type))  # a chain must not peek at what the caller may not see
+        if narrowed is not None:
+            sql, values = f"{sql} AND {narrowed[0]}", [*values, *narrowed[1]]
         branches.append(f"({other}.res_type = ? AND {sql})")
         params += [res_type, *values]
     sql = (
@@ -64,7 +68,8 @@ def has_condition(compiler: Compiler, target: Target, key: Has, value: str, name
         raise invalid(name, f"'{key.reference}' of {key.source_type} cannot refer to a {target.res_type}")
     link = compiler.alias("h")
     pkey = param_key(key.source_type, key.reference)
-    if not compiler.needs_resource_row(key.rest):
+    restricted = compiler.confine is not None and compiler.confine(key.source_type) is not None
+    if not compiler.needs_resource_row(key.rest) and not restricted:
         # index rows exist only for current, undeleted resources: no need to visit `resource`
         sql, values = compiler.criterion(Target(link, key.source_type), key.rest, value, name)
         condition = (
@@ -74,6 +79,9 @@ def has_condition(compiler: Compiler, target: Target, key: Has, value: str, name
         return condition, [pkey, target.res_type, *values]
     source = compiler.alias("r")
     sql, values = compiler.criterion(Target(source, key.source_type), key.rest, value, name)
+    narrowed = confined(compiler, Target(source, key.source_type))  # `_has` only counts resources the caller may see
+    if narrowed is not None:
+        sql, values = f"{sql} AND {narrowed[0]}", [*values, *narrowed[1]]
     condition = (
         f"{target.alias}.res_id IN (SELECT {link}.target_id FROM idx_reference {link} JOIN resource {source} "
         f"ON {source}.rid = {link}.rid WHERE {link}.pkey = ? AND {link}.target_type = ? "

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ficus.outcome import FhirError, Issue
+from ficus.search.confine import Confinement
 from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
 from ficus.search.paging import Cursor, keyset_condition
 from ficus.search.query import Criterion, build_count, build_where
@@ -105,6 +106,7 @@ class SearchPlan:
     page: bool = True  # False: only the total (_summary=count, _count=0)
     includes: list[IncludeSpec] = field(default_factory=list)
     compartment: tuple[str, str, dict[str, list[str]]] | None = None  # (type, id, {type: params})
+    confine: Confinement | None = None  # what chains, _has and _list may look at (the policy's)
 
 
 @dataclass
@@ -155,14 +157,14 @@ def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPl
         stored = stored_types(recorder)
         types = [t for t in types if t in stored] if types is not None else sorted(stored)
     if types is not None and len(types) == 1:
-        where, params = _build_where(definitions, types[0], plan.criteria)
+        where, params = _build_where(definitions, types[0], plan.criteria, plan.confine)
     elif plan.criteria:
         # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
         # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
         # conditions (_id, _lastUpdated) stay an OR, which an ordered scan can stop early on.
         parts, params = [], []
         for res_type in types or []:
-            sql, values = _build_where(definitions, res_type, plan.criteria)
+            sql, values = _build_where(definitions, res_type, plan.criteria, plan.confine)
             parts.append(sql)
             params += values
         if not parts:
@@ -185,10 +187,10 @@ def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPl
     return where, params
 
 
-def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> tuple[str, list]:
+def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None = None) -> tuple[str, list]:
     """`build_where`, making sure a failure names the parameter whose value caused it."""
     try:
-        return build_where(definitions, res_type, criteria)
+        return build_where(definitions, res_type, criteria, confine)
     except FhirError as error:
         if all(issue.expression for issue in error.issues):
             raise
@@ -326,7 +328,7 @@ def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tup
 def _count_matches(recorder: Recorder, definitions: Definitions, plan: SearchPlan, where: str, params: list) -> int:
     """The total: from the index tables alone when one type is searched (see `build_count`)."""
     if plan.total == "accurate" and plan.compartment is None and plan.types is not None and len(plan.types) == 1:
-        sql, count_params = build_count(definitions, plan.types[0], plan.criteria)
+        sql, count_params = build_count(definitions, plan.types[0], plan.criteria, plan.confine)
         return recorder.rows("count", sql, count_params)[0][0]
     return _count(recorder, where, params, plan.total == "estimate")
 

@@ -116,13 +116,21 @@ class Repository:
         count: int = 50,
         offset: int = 0,
         tx: Cursor | None = None,
+        within: tuple[str, list] | None = None,
     ) -> tuple[list[Version], int]:
-        """Versions newest first, with the total number matching the filters."""
+        """Versions newest first, with the total number matching the filters; `within`, a
+        condition on `resource r`, keeps the versions of the resources it selects."""
         conditions, params = [], []
         for column, value in (("res_type", res_type), ("res_id", res_id)):
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
+        if within is not None:
+            conditions.append(
+                "EXISTS (SELECT 1 FROM resource r WHERE r.res_type = resource_version.res_type "
+                f"AND r.res_id = resource_version.res_id AND {within[0]})"
+            )
+            params += within[1]
         if since is not None:
             conditions.append("last_updated >= ?")
             params.append(since)
