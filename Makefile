@@ -31,7 +31,7 @@ $(CHROMIUM):
 	apt-get install -y --no-install-recommends chromium
 
 $(BROWSER_STAMP): $(BROWSER_JS)/package.json $(BROWSER_JS)/package-lock.json
-	cd $(BROWSER_JS) && npm ci --no-audit --no-fund
+	cd $(BROWSER_JS) && npm ci --omit=optional --omit=peer --no-audit --no-fund
 	touch $(BROWSER_STAMP)
 
 bench: $(STAMP)

@@ -112,12 +112,18 @@ class SmartPolicy(Policy):
             raise insufficient_scope(f"The token's scopes do not permit {label} on {target} (needs e.g. {needed})", needed)
         return grant
 
+    def require_administrator(self, caller: Caller, what: str) -> None:
+        """Administration (`$reindex`, the admin API) needs unrestricted `*.cruds`: 401/403 else."""
+        if is_anonymous(caller):
+            raise unauthenticated()
+        for letter in "cruds":
+            grant = self.grant(caller, "*", letter)
+            if grant is None or not grant.unrestricted:
+                raise insufficient_scope(f"{what} needs unrestricted user/*.cruds or system/*.cruds scopes", "system/*.cruds")
+
     def _authorize_operation(self, caller: Caller, name: str, access: Access) -> None:
         if name in self.admin_operations:
-            for letter in "cruds":
-                grant = self.grant(caller, "*", letter)
-                if grant is None or not grant.unrestricted:
-                    raise insufficient_scope(f"${name} needs unrestricted user/*.cruds or system/*.cruds scopes", "system/*.cruds")
+            self.require_administrator(caller, f"${name}")
             return
         if access.res_id is not None and access.res_type is not None:
             self.require(caller, access.res_type, "r", f"${name}")

@@ -85,7 +85,9 @@ class SmartAuth:
         self.store.purge_expired()
 
     def routes(self) -> list[BaseRoute]:
-        return self.web.routes()
+        from ficus.auth.admin_api import AdminApi
+
+        return [*self.web.routes(), *AdminApi(self).routes()]
 
     def policy(self, definitions: Definitions | None = None) -> SmartPolicy:
         return SmartPolicy(definitions, self.settings.base_url)
