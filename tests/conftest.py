@@ -101,10 +101,15 @@ def free_port() -> int:
 class ServerProcess:
     """A real `ficus serve` process on a real socket."""
 
-    def __init__(self, database_url: str, port: int | None = None) -> None:
+    def __init__(self, database_url: str, port: int | None = None, env: dict[str, str | None] | None = None) -> None:
+        """`env` changes the environment of the process (None: unset the variable); by default
+        it runs with `FICUS_AUTH=off`, the open development mode."""
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/fhir"
-        env = {**os.environ, "FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": self.base_url, "FICUS_AUTH": "off"}
+        changes = {"FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": self.base_url, "FICUS_AUTH": "off", **(env or {})}
+        env = {**os.environ, **{k: v for k, v in changes.items() if v is not None}}
+        for name in (k for k, v in changes.items() if v is None):
+            env.pop(name, None)
         self.log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block the server
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ficus.cli", "serve", "--port", str(self.port)],

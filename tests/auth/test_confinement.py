@@ -98,6 +98,17 @@ def test_chains_do_not_reach_into_another_patient(app_client: TestClient, record
     assert len(_ids(app_client.get(f"{BASE}/Observation", params={"subject:Patient.name": "Alpha"}, headers=records.reader))) == 3
 
 
+def test_includes_of_another_patient_are_withheld_and_said(app_client: TestClient, records: Records) -> None:
+    query = {"code:text": "shared", "_include": "Observation:performer"}
+    everything = app_client.get(f"{BASE}/Observation", params=query, headers=records.system).json()
+    assert records.world.patient_b in {e["resource"]["id"] for e in everything["entry"] if e["search"]["mode"] == "include"}
+    confined = app_client.get(f"{BASE}/Observation", params=query, headers=records.reader)
+    entries = confined.json()["entry"]
+    assert [e["search"]["mode"] for e in entries].count("match") == 1
+    assert not [e for e in entries if e["search"]["mode"] == "include"]
+    assert "1 included resource(s) outside what the access token may see were withheld" in _outcome(confined)
+
+
 def test_has_does_not_count_another_patients_resources(app_client: TestClient, records: Records) -> None:
     query = {"_has:Observation:performer:subject": f"Patient/{records.world.patient_b}"}
     assert _ids(app_client.get(f"{BASE}/Practitioner", params=query, headers=records.system)) == {records.practitioner}
