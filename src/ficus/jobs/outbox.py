@@ -3,7 +3,9 @@ in commit order, in the same transaction that moves its cursor, shared safely by
 
 On PostgreSQL, outbox seqs are taken before commit, so a seq can become visible after a higher
 one. The cursor never passes a missing seq until every transaction that could still hold it has
-ended (checked against the snapshot's xmin); a seq still missing then was rolled back. SQLite
+ended (a transaction id taken when the gap is seen, compared later with the snapshot's xmin);
+a seq still missing then was rolled back. Processes take turns on a cursor with an advisory
+lock, so one that finds it busy moves on instead of waiting. SQLite
 serialises writers, so its seqs commit in order and a missing one was never committed.
 """
 
@@ -92,13 +94,16 @@ class OutboxConsumer:
         """Pass the next events to `handle(tx, events)` and move the cursor past them, in one
         transaction: if `handle` raises, neither its writes nor the move happen. Returns how many
         events were handled, or None while another process holds this consumer's cursor."""
-        lock = " FOR UPDATE SKIP LOCKED" if self._postgres else ""
         with self.database.session(write=True) as tx:
-            row = tx.execute(f"SELECT position, gap_horizon FROM outbox_consumer WHERE name = ?{lock}", (self.name,)).fetchone()
+            if self._postgres and not tx.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (f"ficus-outbox-consumer:{self.name}",)
+            ).fetchone()[0]:
+                return None
+            row = tx.execute("SELECT position, gap_horizon FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()
             if row is None:
                 return None
             position, horizon = row
-            oldest_running = self._snapshot(tx)[0] if self._postgres and horizon is not None else None
+            oldest_running = self._oldest_running(tx) if self._postgres and horizon is not None else None
             events = self._read(tx, position)
             ready, gap = _contiguous(position, events)
             if gap and not ready:  # the seq right after the cursor is missing, later ones are visible
@@ -106,7 +111,9 @@ class OutboxConsumer:
                     ready = _contiguous(events[0].seq - 1, events)[0]  # the missing seqs will never commit
                     horizon = None
                 elif horizon is None:
-                    horizon = self._snapshot(tx)[1]
+                    # a transaction id taken now is newer than that of any transaction that could hold
+                    # the missing seq; once every older one has ended, the seq is gone for good
+                    horizon = tx.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
             if ready:
                 handle(tx, ready)
                 position, horizon = ready[-1].seq, None
@@ -124,13 +131,9 @@ class OutboxConsumer:
         return [OutboxEvent(*row) for row in rows]
 
     @staticmethod
-    def _snapshot(tx: Cursor) -> tuple[int, int]:
-        """(xmin, xmax) of the current snapshot: transactions below xmin have all ended; those
-        from xmax on had not started."""
-        row = tx.execute(
-            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s"
-        ).fetchone()
-        return row[0], row[1]
+    def _oldest_running(tx: Cursor) -> int:
+        """The snapshot's xmin: every transaction with a lower id has ended."""
+        return tx.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]
 
 
 def _contiguous(position: int, events: list[OutboxEvent]) -> tuple[list[OutboxEvent], bool]:

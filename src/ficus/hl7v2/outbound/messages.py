@@ -22,7 +22,6 @@ from ficus.search import find_ids
 from ficus.store.database import Cursor
 from ficus.store.repository import Repository
 
-KINDS = ("adt", "oru")
 SOURCE_TYPES = {"Patient": "adt", "Encounter": "adt", "DiagnosticReport": "oru", "Observation": "oru"}
 
 

@@ -14,6 +14,7 @@ from ficus.fhirtime import now_micros
 from ficus.jobs.outbox import latest_seq
 from ficus.store.database import Cursor, Database
 
+KINDS = ("adt", "oru")  # what a destination may take: ADT (Patient, Encounter), ORU (results)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 STATUSES = (PENDING, SENT, FAILED)
 
