@@ -36,6 +36,7 @@ def segments(message: str, name: str) -> list[str]:
 @pytest.fixture
 def fast_outbound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FICUS_JOBS_POLL_SECONDS", "0.05")
+    monkeypatch.setenv("FICUS_JOBS_IDLE_SECONDS", "0.2")
     monkeypatch.setenv("FICUS_HL7_RETRY_SECONDS", "0.1")
     monkeypatch.setenv("FICUS_HL7_RETRY_MAX_SECONDS", "0.4")
     monkeypatch.setenv("FICUS_HL7_ACK_TIMEOUT", "5")

@@ -58,21 +58,20 @@ def add(
 @destinations_app.command("list")
 def list_destinations(database_url: str | None = typer.Option(None, help=DATABASE_HELP)) -> None:
     """List destinations with their queue counts and last transport error."""
-    from rich.console import Console
-    from rich.table import Table
-
     store = _store(database_url)
     try:
         destinations, counts = store.destinations(), store.counts()
     finally:
         store.database.close()
-    table = Table("name", "address", "kinds", "MSH-3/4 -> MSH-5/6", *STATUSES, "last error")
+    if not destinations:
+        typer.echo("No destinations")
     for d in destinations:
         found = counts.get(d.name, {})
-        table.add_row(d.name, f"{d.host}:{d.port}", ",".join(d.kinds),
-                      f"{d.sending_application}/{d.sending_facility} -> {d.receiving_application}/{d.receiving_facility}",
-                      *(str(found.get(status, 0)) for status in STATUSES), d.last_error or "")
-    Console().print(table)
+        queue = "  ".join(f"{status}: {found.get(status, 0)}" for status in STATUSES)
+        typer.echo(f"{d.name}  {d.host}:{d.port}  {','.join(d.kinds)}  "
+                   f"{d.sending_application}|{d.sending_facility} -> {d.receiving_application}|{d.receiving_facility}  {queue}")
+        if d.last_error:
+            typer.echo(f"    failing {d.failures}x: {d.last_error}")
 
 
 @destinations_app.command("remove")
@@ -103,7 +102,6 @@ def status(
 ) -> None:
     """Count outbound messages by destination and status and list them (or show one)."""
     from rich.console import Console
-    from rich.table import Table
 
     if state is not None and state not in STATUSES:
         raise typer.BadParameter(f"status must be one of {', '.join(STATUSES)}", param_hint="--status")
@@ -121,11 +119,10 @@ def status(
             return
         for name, counts in store.counts().items():
             typer.echo(f"{name}: " + "  ".join(f"{s}: {counts.get(s, 0)}" for s in STATUSES))
-        table = Table("id", "destination", "type", "source", "patient", "status", "attempts", "ACK", "error")
         for m in store.messages(destination, state, limit, after):
-            table.add_row(str(m.id), m.destination, m.message_type, m.source, m.patient, m.status,
-                          str(m.attempts), m.ack_code or "", m.error or "")
-        Console().print(table)
+            outcome = f"{m.ack_code or '-'} {m.error or ''}".rstrip()
+            typer.echo(f"#{m.id}  {m.destination}  {m.message_type or m.kind.upper()}  {m.source}  {m.status}  "
+                       f"attempts {m.attempts}  {outcome}")
     finally:
         store.database.close()
 

@@ -29,12 +29,10 @@ from ficus.store.repository import Repository
 
 log = logging.getLogger("ficus.hl7v2.outbound")
 
-IDLE_SECONDS = 5.0  # how often a worker without destinations looks for new ones
-
-
 @dataclass(frozen=True)
 class OutboundSettings:
     poll_seconds: float = 0.25
+    idle_seconds: float = 5.0  # how often a worker without destinations looks for new ones
     lease_seconds: float = 60.0
     retry: RetryPolicy = RetryPolicy()
 
@@ -43,6 +41,7 @@ class OutboundSettings:
         env = os.environ
         return cls(
             poll_seconds=float(env.get("FICUS_JOBS_POLL_SECONDS", "0.25")),
+            idle_seconds=float(env.get("FICUS_JOBS_IDLE_SECONDS", "5")),
             retry=RetryPolicy(
                 base_seconds=float(env.get("FICUS_HL7_RETRY_SECONDS", "2")),
                 max_seconds=float(env.get("FICUS_HL7_RETRY_MAX_SECONDS", "300")),
@@ -82,7 +81,7 @@ class OutboundWorker:
             except Exception:  # noqa: BLE001 - a database hiccup must not end delivery
                 log.exception("HL7 v2 outbound tick failed")
                 busy = True
-            await asyncio.sleep(self.settings.poll_seconds if busy else IDLE_SECONDS)
+            await asyncio.sleep(self.settings.poll_seconds if busy else self.settings.idle_seconds)
 
     async def tick(self) -> bool:
         """Queue new changes and start couriers; False when there are no destinations at all."""
