@@ -21,6 +21,7 @@ from ficus.api.interactions import Interactions
 from ficus.auth import AuthError, AuthSettings, create_authenticator
 from ficus.config import Settings
 from ficus.hl7v2.listener import listener_from_environment
+from ficus.hl7v2.outbound.worker import outbound_from_environment
 from ficus.outcome import FhirError, operation_outcome
 from ficus.policy import Policy
 from ficus.spec import definitions
@@ -53,9 +54,14 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None) -
         listener = listener_from_environment(state["interactions"], database)
         if listener:
             await listener.start()
+        outbound = outbound_from_environment(repository, settings.base_url)
+        if outbound:
+            await outbound.start()
         try:
             yield
         finally:
+            if outbound:
+                await outbound.stop()
             if listener:
                 await listener.stop()
             database.close()

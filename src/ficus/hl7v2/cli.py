@@ -15,6 +15,7 @@ import typer
 from ficus import fhirjson
 from ficus.hl7v2.errors import V2Error
 from ficus.hl7v2.message import V2Message, normalise_text, split_messages
+from ficus.hl7v2.outbound.cli import deliver, destinations_app, outbound_app
 from ficus.hl7v2.store import REPLAYED, STATUSES, MessageStore
 
 if TYPE_CHECKING:
@@ -208,3 +209,8 @@ def _replay(intake: Intake, ids: list[int]) -> int:
 
 def _when(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+hl7_app.add_typer(destinations_app, name="destinations")
+hl7_app.add_typer(outbound_app, name="outbound")
+hl7_app.command()(deliver)

@@ -1,0 +1,1 @@
+"""Durable background work on the Ficus database: outbox consumers and leases."""

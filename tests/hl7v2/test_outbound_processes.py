@@ -1,0 +1,75 @@
+"""Two `ficus hl7 deliver` processes on one PostgreSQL: every message reaches the consumer
+exactly once and each patient's messages in order."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from ficus.hl7v2.outbound.store import OutboundStore
+from ficus.spec import definitions
+from ficus.store.database import open_database
+from ficus.store.repository import Repository
+
+from .outbound_consumer import Consumer, control_id
+from .outbound_support import OUTBOUND_TABLES, field, settle
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def pg_url(postgres_database: str) -> str:
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute(f"TRUNCATE outbox, resource, resource_version, {OUTBOUND_TABLES} RESTART IDENTITY")
+    return postgres_database
+
+
+@pytest.fixture
+def delivering(pg_url: str) -> Iterator[list[subprocess.Popen]]:
+    env = {**os.environ, "FICUS_DATABASE_URL": pg_url, "FICUS_JOBS_POLL_SECONDS": "0.05",
+           "FICUS_JOBS_IDLE_SECONDS": "0.1", "FICUS_HL7_RETRY_SECONDS": "0.1", "FICUS_HL7_RETRY_MAX_SECONDS": "0.5"}
+    processes = [subprocess.Popen([sys.executable, "-m", "ficus.cli", "hl7", "deliver"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=tempfile.TemporaryFile()) for _ in range(2)]
+    yield processes
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_two_processes_deliver_each_message_exactly_once_in_order(pg_url: str, delivering: list) -> None:
+    database = open_database(pg_url)
+    consumer = Consumer().start()
+    try:
+        OutboundStore(database).add_destination("lis", "127.0.0.1", consumer.port, ("adt",), "FICUS", "H", "LIS", "L")
+        repository = Repository(database, definitions())
+
+        def write(patient: int) -> None:
+            for version in range(10):
+                with repository.transaction() as writer:
+                    writer.update("Patient", f"p{patient}", {
+                        "resourceType": "Patient", "identifier": [{"system": "urn:ficus:hl7v2:H", "value": f"p{patient}"}],
+                        "name": [{"family": f"v{version}"}]})
+
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        consumer.wait_for(40, timeout=60)
+        received = settle(consumer, 1.0)
+    finally:
+        consumer.shutdown()
+        database.close()
+    assert len(received) == 40
+    assert len({control_id(m) for m in received}) == 40
+    for patient in range(4):
+        mine = [m for m in received if field(m, "PID", 3).startswith(f"p{patient}^")]
+        assert [field(m, "PID", 5) for m in mine] == [f"v{n}" for n in range(10)]
+        assert [field(m, "MSH", 9).split("^")[1] for m in mine] == ["A04"] + ["A08"] * 9
