@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 from ficus.api.interactions import Interactions
 from ficus.config import Settings
 from ficus.hl7v2.intake import Intake
 from ficus.hl7v2.listener import Listener
+from ficus.hl7v2.mapper import Mapper
 from ficus.hl7v2.mapping import MappingOptions
 from ficus.hl7v2.message import normalise_text
 from ficus.hl7v2.mllp import DEFAULT_MAX_MESSAGE_BYTES
@@ -32,27 +34,35 @@ def sample_names() -> list[str]:
 
 
 class Stack:
-    """A database with Interactions, a message store and an intake on it."""
+    """A database with Interactions, a message store, an intake and a mapper on it."""
 
     def __init__(self, url: str) -> None:
         self.database: Database = open_database(url)
         settings = Settings(database_url=url, base_url="http://testserver/fhir", auth="off")
         self.interactions = Interactions(settings, Repository(self.database, definitions()), Policy())
         self.store = MessageStore(self.database)
-        self.intake = Intake(self.interactions, self.store, MappingOptions())
+        self.intake = Intake(self.store)
+        self.mapper = Mapper(self.interactions, self.store, MappingOptions())
 
 
 class RunningListener:
     """A `Listener` serving on 127.0.0.1 (a free port) from an event loop in another thread."""
 
-    def __init__(self, stack: Stack, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, stack: Stack, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, mappers: int = 1) -> None:
         self.stack = stack
         self.loop = asyncio.new_event_loop()
-        self.listener = Listener(stack.intake, "127.0.0.1", 0, max_message_bytes=max_message_bytes)
+        self.listener = Listener(stack.intake, stack.mapper, "127.0.0.1", 0, mappers, max_message_bytes)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.listener.start(), self.loop).result(30)
         self.port = self.listener.port
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until the background mappers have taken up every received message."""
+        deadline = time.monotonic() + timeout
+        while self.stack.store.counts().get("received", 0):
+            assert time.monotonic() < deadline, "messages were left unmapped"
+            time.sleep(0.02)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(30)

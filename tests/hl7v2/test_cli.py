@@ -42,6 +42,7 @@ def test_send_prints_each_ack(listener: RunningListener) -> None:
 def test_status_lists_and_replay_replays(database_url: str, stack: Stack, listener: RunningListener) -> None:
     runner.invoke(hl7_app, ["send", str(SAMPLES / "ADT-A01-02.hl7"), str(SAMPLES / "MDM-T02-01.hl7"),
                             "--port", str(listener.port)])
+    listener.settle()
     listed = runner.invoke(hl7_app, ["status", "--database-url", database_url])
     assert listed.exit_code == 0, listed.output
     assert "mapped: 1" in listed.output and "unsupported: 1" in listed.output

@@ -20,7 +20,7 @@ from ficus.hl7v2.store import REPLAYED, STATUSES, MessageStore
 
 if TYPE_CHECKING:
     from ficus.api.interactions import Interactions
-    from ficus.hl7v2.intake import Intake
+    from ficus.hl7v2.mapper import Mapper
     from ficus.store.database import Database
 
 hl7_app = typer.Typer(
@@ -47,12 +47,12 @@ def _interactions(database_url: str | None) -> tuple[Interactions, Database]:
     return Interactions(settings, Repository(database, definitions(), settings.base_url), Policy()), database
 
 
-def _intake(database_url: str | None, timezone_name: str = "UTC", encoding: str = "utf-8") -> Intake:
-    from ficus.hl7v2.intake import Intake
+def _mapper(database_url: str | None, timezone_name: str = "UTC") -> Mapper:
+    from ficus.hl7v2.mapper import Mapper
     from ficus.hl7v2.mapping import MappingOptions
 
     interactions, database = _interactions(database_url)
-    return Intake(interactions, MessageStore(database), MappingOptions(timezone=timezone_name), encoding)
+    return Mapper(interactions, MessageStore(database), MappingOptions(timezone=timezone_name))
 
 
 @hl7_app.command()
@@ -61,17 +61,18 @@ def listen(
     port: int = typer.Option(2575, help="TCP port (2575 is the registered MLLP port)."),
     encoding: str = typer.Option("utf-8", help="Character set of messages that do not declare one in MSH-18."),
     tz: str = typer.Option("UTC", "--timezone", help="Time zone of v2 times sent without an offset."),
-    workers: int = typer.Option(8, help="Messages processed at once."),
+    mappers: int = typer.Option(1, help="Threads mapping stored messages to FHIR (0: another process maps)."),
     database_url: str | None = typer.Option(None, help=DATABASE_HELP),
 ) -> None:
-    """Receive messages over MLLP: store, map to FHIR, acknowledge."""
+    """Receive messages over MLLP: store and acknowledge, then map to FHIR in the background."""
     import logging
 
+    from ficus.hl7v2.intake import Intake
     from ficus.hl7v2.listener import Listener
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    intake = _intake(database_url, tz, encoding)
-    listener = Listener(intake, host, port, workers)
+    mapper = _mapper(database_url, tz)
+    listener = Listener(Intake(mapper.store, encoding), mapper, host, port, mappers)
     typer.echo(f"Ficus HL7 v2 listener on {host}:{port} (MLLP)")
     try:
         asyncio.run(listener.serve_forever())
@@ -181,23 +182,23 @@ def replay(
     """Map and apply stored messages again, e.g. after a mapping fix; unchanged ones write nothing."""
     if not message_ids and not state:
         raise typer.BadParameter("give message ids or --status")
-    intake = _intake(database_url)
+    mapper = _mapper(database_url)
     try:
-        ids = list(message_ids or []) + (list(intake.store.ids(state)) if state else [])
-        failed = _replay(intake, ids)
+        ids = list(message_ids or []) + (list(mapper.store.ids(state)) if state else [])
+        failed = _replay(mapper, ids)
     finally:
-        intake.store.database.close()
+        mapper.store.database.close()
     typer.echo(f"Replayed {len(ids) - failed} of {len(ids)} messages")
     if failed:
         raise typer.Exit(1)
 
 
-def _replay(intake: Intake, ids: list[int]) -> int:
+def _replay(mapper: Mapper, ids: list[int]) -> int:
     """Replay each message, print its outcome; returns how many did not map."""
     failed = 0
     for message_id in ids:
         try:
-            outcome = intake.replay(message_id)
+            outcome = mapper.replay(message_id)
         except KeyError as error:
             typer.echo(str(error.args[0]), err=True)
             failed += 1

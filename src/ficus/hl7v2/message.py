@@ -236,17 +236,76 @@ def _field_text(segment: Segment, field: int) -> str:
     return "^".join(rep.raw(i) for i in range(1, len(rep) + 1)).rstrip("^")
 
 
+def check_structure(text: str) -> Header:
+    """The header of a normalised message after the checks an ACK can be sent on without parsing
+    the whole message: an MSH first, valid separators, MSH-9 and MSH-10 given, and every segment
+    named by three capitals or digits. Raises `V2Error` (AR) at the first failure, located as
+    `V2Message` would locate it; the full parse happens later, when the message is mapped."""
+    if not text.startswith("MSH"):
+        raise V2Error("100", "The message does not start with an MSH segment", ErrorLocation("MSH", 1), "AR")
+    _check_separators(text)
+    header = loose_header(text)
+    assert header is not None  # an MSH line with valid separators
+    msh = ErrorLocation("MSH", 1)
+    if not header.message_code or not header.trigger_event:
+        raise V2Error("101", "MSH-9 (message type) must give a message code and a trigger event",
+                      ErrorLocation("MSH", 1, 9), "AR")
+    if not header.control_id:
+        raise V2Error("101", "MSH-10 (message control id) is empty", ErrorLocation(msh.segment, 1, 10), "AR")
+    separator = header.field_separator
+    for position, line in enumerate(text.split("\r"), start=1):
+        name = line.split(separator, 1)[0].strip()
+        if not _SEGMENT_NAME.fullmatch(name):
+            raise V2Error("100", f"Segment {position} has an invalid name {name[:10]!r}", ErrorLocation(name[:3], 1), "AR")
+    return header
+
+
+def patient_key(text: str, header: Header) -> str:
+    """Who a normalised message is about, read from the first PID's first identifier (PID-3, or
+    PID-2 in old messages) as `authority|id`: messages with the same key are applied in arrival
+    order. A merge (an MRG segment) is about two patients and returns `*`, which orders it with
+    every message; a message without a PID returns ""."""
+    separator = header.field_separator
+    component, repetition = header.encoding_characters[:1] or "^", header.encoding_characters[1:2] or "~"
+    key = ""
+    for line in text.split("\r"):
+        name = line[:3]
+        if name == "MRG":
+            return "*"
+        if name == "PID" and not key:
+            fields = line.split(separator)
+            for number in (3, 2):
+                identifier = fields[number].split(repetition)[0] if len(fields) > number else ""
+                parts = identifier.split(component)
+                if parts[0].strip():
+                    key = f"{parts[3].strip() if len(parts) > 3 else ''}|{parts[0].strip()}"
+                    break
+            else:
+                key = "|"
+    return key
+
+
 def loose_header(text: str) -> Header | None:
-    """What can be read of the MSH of a message that failed to parse, so an AR can still name
-    the sender and control id; None without an MSH line."""
+    """The MSH read by splitting its line, without unescaping: enough for the store and the ACK
+    of any message, including one that fails to parse (then it still names the sender and
+    control id); None without an MSH line."""
     first = normalise_text(text).split("\r", 1)[0]
     if not first.startswith("MSH") or len(first) < 8:
         return None
     separator = first[3]
     fields = ["MSH", separator, *first[4:].split(separator)] + [""] * 20
-    message_type = fields[9].split(fields[2][:1] or "^") + ["", "", ""]
-    return Header(separator, fields[2], fields[3], fields[4], fields[5], fields[6], fields[7], message_type[0],
-                  message_type[1], message_type[2], fields[10], fields[11], fields[12], fields[18])
+    component = fields[2][:1] or "^"
+    repetition = fields[2][1:2] or "~"
+
+    def field(number: int) -> str:
+        return fields[number].split(repetition)[0].rstrip(component) if repetition != separator else fields[number]
+
+    def part(number: int) -> list[str]:
+        return [value.strip() for value in field(number).split(component)] + ["", "", ""]
+
+    message_type = part(9)
+    return Header(separator, fields[2], field(3), field(4), field(5), field(6), part(7)[0], message_type[0],
+                  message_type[1], message_type[2], part(10)[0], part(11)[0], part(12)[0], part(18)[0])
 
 
 def normalise_text(text: str) -> str:

@@ -1,9 +1,10 @@
 """MLLP (Minimal Lower Layer Protocol) over asyncio: framing, a server, and a client.
 
 A frame is `0x0B message 0x1C 0x0D`. The server reads frames from many connections at once,
-answers each in order on its own connection, and hands the message to a synchronous handler in
-a thread pool (the store is synchronous). Bytes between frames that are only whitespace are
-ignored; a frame without a start block, or larger than the limit, is refused with an AR.
+has the handler check each, stores everything that arrived meanwhile in one synchronous handler
+call in a thread (a group commit), then answers each in order on its own connection. Bytes
+between frames that are only whitespace are ignored; a frame without a start block, or larger
+than the limit, is refused with an AR.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger("ficus.hl7v2")
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+LARGE_MESSAGE_BYTES = 64 * 1024  # checked in a thread rather than on the event loop
+MAX_BATCH = 500  # messages stored in one transaction at most
 
 
 def frame(message: bytes) -> bytes:
@@ -100,25 +103,35 @@ def _after_start(data: bytes) -> bytes:
 
 
 class MessageHandler(Protocol):
-    def receive(self, message: bytes) -> bytes | None:
-        """The encoded ACK for a message, or None to answer nothing (and close)."""
+    def check(self, message: bytes) -> Any:
+        """What to store for a frame's message (its arrival)."""
 
-    def refuse(self, content: bytes, reason: str) -> bytes:
-        """The encoded AR for a frame that broke MLLP."""
+    def refused(self, content: bytes, reason: str) -> Any:
+        """What to store for a frame that broke MLLP."""
+
+    def store_all(self, arrivals: Sequence[Any]) -> list[bytes] | None:
+        """Store the arrivals at once; each one's encoded ACK, or None if nothing was stored."""
 
 
 class MllpServer:
-    """Serves MLLP on one port: one task per connection, handler calls in a thread pool."""
+    """Serves MLLP on one port: one task per connection, and one committer that stores what
+    arrived on all connections in one handler call (in a thread) before any of it is answered."""
 
-    def __init__(self, handler: MessageHandler, workers: int = 8,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, handler: MessageHandler, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_batch: int = MAX_BATCH) -> None:
         self.handler = handler
         self.max_message_bytes = max_message_bytes
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ficus-mllp")
+        self.max_batch = max_batch
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ficus-mllp")
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Task] = set()
+        self.waiting: list[tuple[Any, asyncio.Future[bytes | None]]] = []
+        self.arrived: asyncio.Event | None = None
+        self.committer: asyncio.Task | None = None
 
     async def start(self, host: str, port: int, reuse_port: bool = False) -> None:
+        self.arrived = asyncio.Event()
+        self.committer = asyncio.create_task(self._commit())
         self.server = await asyncio.start_server(self._serve, host, port, reuse_port=reuse_port or None)
 
     @property
@@ -127,13 +140,17 @@ class MllpServer:
         return self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        """Stop accepting, let messages in hand finish, then close every connection."""
+        """Stop accepting and close every connection; a commit in progress completes (its
+        messages stay stored even if their ACKs are not sent, and the senders resend)."""
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
         for task in list(self.connections):
             task.cancel()
         await asyncio.gather(*self.connections, return_exceptions=True)
+        if self.committer is not None:
+            self.committer.cancel()
+            await asyncio.gather(self.committer, return_exceptions=True)
         self.executor.shutdown(wait=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -147,11 +164,15 @@ class MllpServer:
                 try:
                     message = await frames.next()
                 except FrameError as error:
-                    reply = await loop.run_in_executor(self.executor, self.handler.refuse, error.content, error.reason)
+                    arrival = self.handler.refused(error.content, error.reason)
                 else:
                     if message is None:
                         return
-                    reply = await asyncio.shield(loop.run_in_executor(self.executor, self.handler.receive, message))
+                    if len(message) > LARGE_MESSAGE_BYTES:  # keep the event loop free for the others
+                        arrival = await loop.run_in_executor(self.executor, self.handler.check, message)
+                    else:
+                        arrival = self.handler.check(message)
+                reply = await self._stored(arrival)
                 if reply is None:
                     return
                 writer.write(frame(reply))
@@ -164,6 +185,33 @@ class MllpServer:
             if task is not None:
                 self.connections.discard(task)
             writer.close()
+
+    def _stored(self, arrival: Any) -> asyncio.Future[bytes | None]:
+        """The ACK of `arrival` once the committer has stored it (None: it could not be)."""
+        assert self.arrived is not None
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((arrival, future))
+        self.arrived.set()
+        return future
+
+    async def _commit(self) -> None:
+        """Store whatever has arrived since the last commit, in one call; while a commit runs,
+        the next batch gathers, so the batch grows with the load and adds no delay when idle."""
+        assert self.arrived is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.arrived.wait()
+            self.arrived.clear()
+            while self.waiting:
+                batch, self.waiting = self.waiting[: self.max_batch], self.waiting[self.max_batch :]
+                try:
+                    replies = await loop.run_in_executor(self.executor, self.handler.store_all, [a for a, _ in batch])
+                except Exception:  # nothing stored, nothing answered: the senders resend
+                    log.exception("MLLP batch could not be stored")
+                    replies = None
+                for position, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(replies[position] if replies is not None else None)
 
 
 async def exchange(host: str, port: int, messages: Sequence[bytes], timeout: float = 30.0) -> list[bytes]:
