@@ -14,7 +14,7 @@ from ficus.operations import Invocation, operation
 from ficus.terminology import conceptmaps, lookup
 from ficus.terminology.context import Context
 from ficus.terminology.expand import Expander
-from ficus.terminology.issues import TerminologyError, outcome
+from ficus.terminology.issues import tx_error
 from ficus.terminology.languages import parse_languages
 from ficus.terminology.params import Inputs
 from ficus.terminology.service import service_for
@@ -24,15 +24,13 @@ R4 = "http://hl7.org/fhir/OperationDefinition/"
 
 
 def _answer(handler: Callable[[Invocation, Inputs, Context], dict]) -> Callable[[Invocation], FhirResponse]:
-    """Runs a handler with parsed inputs and a context; TerminologyErrors become outcomes."""
+    """Runs a handler with parsed inputs and a context (a FhirError it raises becomes the
+    OperationOutcome answer, as for any interaction)."""
 
     def run(invocation: Invocation) -> FhirResponse:
-        try:
-            inputs = Inputs(invocation)
-            context = service_for(invocation.interactions.repository).context(inputs.resources())
-            return FhirResponse(200, handler(invocation, inputs, context))
-        except TerminologyError as error:
-            return FhirResponse(error.status, outcome(error.issues))
+        inputs = Inputs(invocation)
+        context = service_for(invocation.interactions.repository).context(inputs.resources())
+        return FhirResponse(200, handler(invocation, inputs, context))
 
     run.__doc__ = handler.__doc__
     return run
@@ -54,12 +52,12 @@ def _value_set(invocation: Invocation, inputs: Inputs, context: Context) -> dict
         return given
     url = inputs.text("url") or inputs.text("context")
     if not url:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A value set is needed: give url, valueSet, or call the operation on a stored ValueSet")
+        raise tx_error(400, "invalid", "invalid-data", "A value set is needed: give url, valueSet, or call the operation on a stored ValueSet")
     version = inputs.text("valueSetVersion")
     found = context.value_set(url, version)
     if found is None:
         url_text = url if "|" in url or not version else f"{url}|{version}"
-        raise TerminologyError.of(
+        raise tx_error(
             404, "not-found", "not-found", f"A definition for the value Set '{url_text}' could not be found",
             message_id="Unable_to_resolve_value_Set_",
         )
@@ -120,7 +118,7 @@ def lookup_code(invocation: Invocation, inputs: Inputs, context: Context) -> dic
         context.tx_resources.append(stored)
         system, version = stored.get("url"), stored.get("version")
     if not code:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A code (or coding) is needed to look up", "code")
+        raise tx_error(400, "invalid", "invalid-data", "A code (or coding) is needed to look up", "code")
     properties = [p for p in inputs.all("property") if isinstance(p, str)]
     expander = Expander(context, inputs.expand_options())
     return lookup.lookup(expander, system or "", version, code, properties, inputs.languages())
@@ -140,9 +138,9 @@ def subsumes(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
         context.tx_resources.append(stored)
         system, version = stored.get("url"), stored.get("version")
     if not code_a or not code_b:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "Both codeA and codeB (or codingA and codingB) are needed")
+        raise tx_error(400, "invalid", "invalid-data", "Both codeA and codeB (or codingA and codingB) are needed")
     if isinstance(coding_a, dict) and isinstance(coding_b, dict) and coding_a.get("system") != coding_b.get("system"):
-        raise TerminologyError.of(400, "invalid", "invalid-data", "codingA and codingB must be from the same code system")
+        raise tx_error(400, "invalid", "invalid-data", "codingA and codingB must be from the same code system")
     return lookup.subsumes(Expander(context, inputs.expand_options()), system or "", version, code_a, code_b)
 
 
@@ -168,7 +166,7 @@ def translate(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
         system = inputs.text("sourceSystem") or inputs.text("system") or (coding or {}).get("system")
         request = conceptmaps.TranslateRequest(code or "", system, target_system=inputs.text("targetSystem") or inputs.text("targetsystem"))
     if not request.code:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A code (sourceCode, code, coding or codeableConcept) is needed to translate")
+        raise tx_error(400, "invalid", "invalid-data", "A code (sourceCode, code, coding or codeableConcept) is needed to translate")
     request.url = stored.get("url") if stored else inputs.text("url")
     request.version = inputs.text("conceptMapVersion")
     given = inputs.get("conceptMap")
