@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ficus import fhirjson
 from ficus.api.exchange import FhirResponse
 from ficus.operations import Invocation, operation
+from ficus.outcome import FhirError, operation_outcome
 from ficus.terminology import conceptmaps, lookup
 from ficus.terminology.context import Context
 from ficus.terminology.expand import Expander
@@ -76,6 +77,29 @@ def expand(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
 @_answer
 def validate_value_set(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
     """ValueSet/$validate-code."""
+    return _validate_in_value_set(invocation, inputs, context)
+
+
+@operation("batch-validate-code", type_level=True, instance=True, resource_types=("ValueSet",))
+@_answer
+def batch_validate(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
+    """ValueSet/$batch-validate-code: one `validation` Parameters per request, each answered by
+    the Parameters of `$validate-code` or the OperationOutcome of its failure; the call's own
+    parameters (url, tx-resource, options) apply to every request that does not set them."""
+    answers = []
+    for request in inputs.all("validation"):
+        parameters = request.get("parameter") if isinstance(request, dict) else None
+        if not isinstance(parameters, list):
+            raise tx_error(400, "invalid", "invalid-data", "Each validation must be a Parameters resource", "validation")
+        try:
+            answer = _validate_in_value_set(invocation, inputs.within(parameters), context)
+        except FhirError as error:
+            answer = operation_outcome(error.issues)
+        answers.append({"name": "validation", "resource": answer})
+    return {"resourceType": "Parameters", "parameter": answers}
+
+
+def _validate_in_value_set(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
     value_set = _value_set(invocation, inputs, context)
     expander = Expander(context, inputs.expand_options(value_set))
     codings, mode = coding_inputs(
@@ -185,4 +209,5 @@ def _validate_options(inputs: Inputs, value_set: dict | None) -> ValidateOptions
         abstract_allowed=inputs.flag("abstract", True),
         infer_system=inputs.flag("inferSystem"),
         system_version=inputs.text("systemVersion"),
+        membership_only=inputs.flag("valueset-membership-only"),
     )

@@ -40,6 +40,15 @@ class Inputs:
                 self.items.extend(p for p in document.get("parameter", []) if isinstance(p, dict) and isinstance(p.get("name"), str))
         self.header_language = invocation.request.headers.get("accept-language")
 
+    def within(self, parameters: list[dict]) -> Inputs:
+        """These inputs with `parameters` (one request of a batch) taking precedence."""
+        layered = object.__new__(Inputs)
+        layered.invocation = self.invocation
+        own = [p for p in parameters if isinstance(p, dict) and isinstance(p.get("name"), str)]
+        layered.items = own + [p for p in self.items if p["name"] != "validation"]
+        layered.header_language = self.header_language
+        return layered
+
     def all(self, name: str) -> list[Any]:
         return [_value(p) for p in self.items if p["name"] == name]
 

@@ -19,7 +19,7 @@ from ficus.outcome import FhirError, Issue
 from ficus.terminology.issues import tx_error, tx_issue, tx_type
 from ficus.terminology.languages import Languages, display_for, language_matches
 from ficus.terminology.membership import Candidate, Membership
-from ficus.terminology.model import CodeSystemProvider, Concept
+from ficus.terminology.model import CodeSystemProvider, Concept, Designation
 from ficus.terminology.status import STANDARDS_STATUS, code_system_warnings, value_set_warnings
 
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
@@ -39,6 +39,7 @@ class ValidateOptions:
     abstract_allowed: bool = True
     infer_system: bool = False
     system_version: str | None = None  # the `systemVersion` / `version` input
+    membership_only: bool = False  # `valueset-membership-only`: report on membership alone
 
 
 @dataclass
@@ -77,6 +78,9 @@ class Validator:
         self.membership.check_cycles(value_set)
         status_issues = self._status_issues(value_set)
         outcomes = [self._check(coding, _prefix(mode, i), value_set, vs_name) for i, coding in enumerate(codings)]
+        if self.options.membership_only:
+            for outcome in outcomes:  # what the code systems say of the codes (displays, unknown codes) is not asked
+                outcome.issues = [i for i in outcome.issues if tx_type(i) == "not-in-vs"]
         issues: list[Issue] = []
         chosen: Outcome | None = None
         if mode == "CodeableConcept":
@@ -574,13 +578,24 @@ def _display_choices(concept: Concept, system_language: str | None, languages: L
     everything: list[tuple[str, str | None]] = []
     if concept.display:
         everything.append((concept.display, system_language))
-    everything.extend((d.value, d.language or system_language) for d in concept.designations)
+    everything.extend((d.value, d.language or system_language) for d in concept.designations if _shows(d))
     if not languages:
         return everything
     for value, language in everything:
         if language is None or any(language_matches(tag, language) for tag in languages.tags):
             found.append((value, language))
     return found
+
+
+# designation-usage `display`, preferredForLanguage, SNOMED CT's fully specified name and synonym
+DISPLAY_USES = frozenset({"display", "preferredForLanguage", "900000000000003001", "900000000000013009"})
+
+
+def _shows(designation: Designation) -> bool:
+    """A designation is a valid display when it is a translation (it has a language) or has no
+    use, or a display use; one with another use and no language is some other kind of term."""
+    use = designation.use
+    return designation.language is not None or not use or use.get("code") in DISPLAY_USES
 
 
 def _valid_displays(choices: list[tuple[str, str | None]], languages: Languages) -> str:
@@ -634,4 +649,7 @@ def coding_inputs(code: Any, system: Any, version: Any, display: Any, coding: An
         if display is not None:
             found["display"] = display
         return [found], "code"
-    raise tx_error(400, "invalid", "invalid-data", "No code, coding or codeableConcept was provided to validate")
+    raise tx_error(
+        400, "invalid", None,
+        "Unable to find code to validate (looked for coding | codeableConcept | code+system | code+inferSystem in parameters",
+    )
