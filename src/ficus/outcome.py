@@ -1,8 +1,14 @@
-"""Errors as FHIR sees them: issues that become an OperationOutcome with an HTTP status."""
+"""Errors as FHIR sees them: issues that become an OperationOutcome with an HTTP status.
+
+An issue may carry a coded `details` (the terminology operations use the tx-issue-type code
+system there, with the message in `details.text`) and the id of the message it was made from.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+MESSAGE_ID = "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id"
 
 
 @dataclass(frozen=True)
@@ -13,9 +19,20 @@ class Issue:
     code: str
     diagnostics: str
     expression: str | None = None
+    details: tuple[tuple[str, str], ...] | None = None  # (system, code)s: the message goes in details.text
+    message_id: str | None = None
 
     def to_json(self) -> dict:
-        issue: dict = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        issue: dict = {}
+        if self.message_id:
+            issue["extension"] = [{"url": MESSAGE_ID, "valueString": self.message_id}]
+        issue["severity"] = self.severity
+        issue["code"] = self.code
+        if self.details is not None:
+            codings = [{"system": system, "code": code} for system, code in self.details]
+            issue["details"] = {"coding": codings, "text": self.diagnostics} if codings else {"text": self.diagnostics}
+        else:
+            issue["diagnostics"] = self.diagnostics
         if self.expression:
             issue["expression"] = [self.expression]
         return issue

@@ -26,6 +26,7 @@ from ficus.policy import Access, Caller, Policy
 from ficus.search import find_ids, visible_condition
 from ficus.spec import Definitions
 from ficus.store.repository import Repository, Version, Writer
+from ficus.terminology.inprocess import serving
 from ficus.validation.structure import validate_resource
 
 _SNAPSHOT = "_snapshot"
@@ -44,6 +45,10 @@ class Interactions:
     # -- routing ---------------------------------------------------------------------------
 
     def handle(self, request: FhirRequest, writer: Writer | None = None) -> FhirResponse:
+        with serving(self.repository):  # search modifiers and bindings ask this server's terminology
+            return self._handle(request, writer)
+
+    def _handle(self, request: FhirRequest, writer: Writer | None) -> FhirResponse:
         parts = [p for p in request.path.split("/") if p]
         method = request.method
         if not parts:

@@ -1,8 +1,11 @@
-"""Code system hierarchies and ValueSet expansions from the R4 package, for token `:above`,
-`:below`, `:in` and `:not-in`.
+"""Code system hierarchies and ValueSet expansions for token `:above`, `:below`, `:in` and
+`:not-in`.
 
-Loaded on first use (about 0.4 s) and kept for the life of the process. ValueSets that are not
-in the package are looked up among the ValueSet resources stored in the server, in SQL.
+Within a request to the server they come from its terminology service
+(`ficus.terminology.inprocess`): the packages, stored CodeSystems and ValueSets, and loaded
+releases, whose hierarchy is joined in SQL (`tx_closure`) so a broad `:below` stays one query.
+Outside one (a query compiled with no server behind it) the R4 package alone answers, loaded on
+first use (about 0.4 s) and kept for the life of the process.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ficus.spec import Definitions
+from ficus.terminology.inprocess import current
 
 _LOCK = threading.RLock()
 
@@ -80,17 +84,22 @@ def _children_of(system: str) -> dict[str, set[str]]:
     return children
 
 
-def is_hierarchical(system: str) -> bool:
-    return system in package_terminology().parents
-
-
-def descendants_and_self(system: str, code: str) -> set[str]:
-    """`code` and every code it subsumes in `system` (just `code` when the system is unknown)."""
-    return _closure(code, _children_of(system))
-
-
-def ancestors_and_self(system: str, code: str) -> set[str]:
-    return _closure(code, package_terminology().parents.get(system, {}))
+def subsumption_condition(alias: str, system: str, code: str, upward: bool) -> tuple[str, list]:
+    """The index rows (`alias`) coded `system|code` or with a code it subsumes (`upward`: that
+    subsumes it); just `code` when the code system or the code is unknown."""
+    resolver = current()
+    loaded = resolver.loaded_ids(system) if resolver is not None else ()
+    if loaded:
+        near, far = ("descendant", "ancestor") if upward else ("ancestor", "descendant")
+        marks = ", ".join("?" * len(loaded))
+        related = f"SELECT t.{far} FROM tx_closure t WHERE t.cs IN ({marks}) AND t.{near} = ?"
+        return f"({alias}.system = ? AND ({alias}.code = ? OR {alias}.code IN ({related})))", [system, code, *loaded, code]
+    found = resolver.closure(system, code, upward) if resolver is not None else None
+    if found is None:
+        found = _closure(code, package_terminology().parents.get(system, {}) if upward else _children_of(system))
+    codes = sorted(found)
+    marks = ", ".join("?" * len(codes))
+    return f"({alias}.code IN ({marks}) AND {alias}.system = ?)", [*codes, system]
 
 
 def _closure(code: str, edges: dict[str, set[str]]) -> set[str]:
@@ -104,13 +113,15 @@ def _closure(code: str, edges: dict[str, set[str]]) -> set[str]:
 
 
 def value_set_codes(definitions: Definitions, url: str) -> frozenset[tuple[str, str]] | None:
-    """The (system, code) pairs of a ValueSet of the package, or None when it is not there
-    (or cannot be expanded from the package alone)."""
-    url = url.split("|", 1)[0]
-    found = definitions.value_sets.get(url)
+    """The (system, code) pairs of a ValueSet, or None when the terminology cannot expand it
+    (the search then matches the codes a stored ValueSet lists, in SQL)."""
+    found = definitions.value_sets.get(url.split("|", 1)[0])
     if found is not None:
         return found
-    return _package_expansion(url)
+    resolver = current()
+    if resolver is not None:
+        return resolver.value_set_codes(url)
+    return _package_expansion(url.split("|", 1)[0])
 
 
 @functools.lru_cache(maxsize=512)

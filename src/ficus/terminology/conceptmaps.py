@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ficus.terminology.context import Context, split_canonical
-from ficus.terminology.issues import TerminologyError
+from ficus.terminology.issues import tx_error
 
 RELATIONSHIP_TO_EQUIVALENCE = {
     "related-to": "relatedto", "equivalent": "equivalent", "source-is-narrower-than-target": "wider",
@@ -66,7 +66,7 @@ def _maps(context: Context, request: TranslateRequest) -> list[dict]:
     if request.url:
         found = context.concept_map(request.url, request.version)
         if found is None:
-            raise TerminologyError.of(
+            raise tx_error(
                 404, "not-found", "not-found", f"A definition for the ConceptMap '{request.url}' could not be found",
                 message_id="Unable_to_resolve_ConceptMap",
             )

@@ -16,7 +16,7 @@ from ficus.fhirtime import format_instant, now_micros
 from ficus.terminology import versions
 from ficus.terminology.context import Context, split_canonical
 from ficus.terminology.filters import FilterError, filter_codes
-from ficus.terminology.issues import TerminologyError
+from ficus.terminology.issues import tx_error
 from ficus.terminology.languages import Languages, designations_for, display_for
 from ficus.terminology.model import CONCEPT_PROPERTIES, CodeSystemProvider, Concept, Designation
 from ficus.terminology.status import STANDARDS_STATUS, code_system_warnings, value_set_warnings
@@ -127,7 +127,7 @@ class Expander:
             total = len(entries)
             page = entries[start:] if options.count is None else entries[start:start + options.count]
         if options.count is None and not options.offset_given and total > UNPAGED_LIMIT:
-            raise TerminologyError.of(
+            raise tx_error(
                 422, "too-costly", None,
                 f"The value set '{canonical(value_set) or '(unidentified)'}' expansion has too many codes to produce (>{UNPAGED_LIMIT}): "
                 "ask for pages with count and offset, or narrow it with filter",
@@ -337,7 +337,7 @@ class Expander:
         """Every code the value set contains, in compose order, each once."""
         url = value_set.get("url") or f"#{value_set.get('id', '')}"
         if url in self._stack:
-            raise TerminologyError.of(
+            raise tx_error(
                 400, "processing", "vs-invalid",
                 f"The value set {url} includes itself (through {' -> '.join(self._stack + [url])})",
                 message_id="VALUESET_CIRCULAR_REFERENCE",
@@ -356,7 +356,7 @@ class Expander:
             expansion = value_set.get("expansion")
             if isinstance(expansion, dict):
                 return list(self._from_expansion(expansion.get("contains", [])))
-            raise TerminologyError.of(
+            raise tx_error(
                 400, "invalid", "vs-invalid", f"The value set {value_set.get('url', '')} has no compose and no expansion",
             )
         supplements = self.value_set_supplements(value_set)
@@ -365,7 +365,7 @@ class Expander:
             for entry in self._include(value_set, include, f"ValueSet.compose.include[{index}]", supplements):
                 entries.setdefault((entry.system, entry.version, entry.code), entry)
                 if len(entries) > self.options.limit:
-                    raise TerminologyError.of(
+                    raise tx_error(
                         422, "too-costly", "too-costly",
                         f"The value set {value_set.get('url', '')} has more than {self.options.limit} codes: "
                         "ask for a page with count and offset, or narrow it with filter",
@@ -416,18 +416,18 @@ class Expander:
             for contained in value_set.get("contained", []):
                 if isinstance(contained, dict) and contained.get("id") == reference[1:]:
                     return self.codes(contained)
-            raise TerminologyError.of(404, "not-found", "not-found", f"The contained value set {reference} was not found")
+            raise tx_error(404, "not-found", "not-found", f"The contained value set {reference} was not found")
         url, version = split_canonical(reference, None)
         pinned = None if version else self.options.value_set_versions.get(url)
         version = version or pinned
         found = self.context.value_set(url, version)
         if found is None and pinned:
-            raise TerminologyError.of(
+            raise tx_error(
                 404, "not-found", "not-found", f"Unable to find included value set '{url}' version '{pinned}'",
                 message_id="VS_EXP_IMPORT_UNK_PINNED",
             )
         if found is None:
-            raise TerminologyError.of(
+            raise tx_error(
                 404, "not-found", "not-found",
                 f"A definition for the value Set '{url}{'|' + version if version else ''}' could not be found",
                 message_id="Unable_to_resolve_value_Set_",
@@ -450,20 +450,20 @@ class Expander:
         if provider is None:
             known = self.context.versions("CodeSystem", url)
             if chosen and known:
-                raise TerminologyError.of(
+                raise tx_error(
                     404, "not-found", "not-found",
                     f"A definition for CodeSystem '{url}' version '{chosen}' could not be found, so {purpose}. "
                     f"Valid versions: {either(known)}",
                     message_id="UNKNOWN_CODESYSTEM_VERSION_EXP",
                 )
-            raise TerminologyError.of(
+            raise tx_error(
                 404, "not-found", "not-found",
                 f"A definition for CodeSystem '{url}' could not be found, so {purpose}",
                 message_id="UNKNOWN_CODESYSTEM_EXP",
             )
         check = self.options.check_versions.get(url)
         if check and not versions.matches(check, provider.version):
-            raise TerminologyError.of(
+            raise tx_error(
                 400, "exception", "version-error",
                 f"The version '{provider.version}' is not allowed for system '{url}': required to be '{check}' by a version-check parameter",
                 message_id="VALUESET_VERSION_CHECK",
@@ -477,7 +477,7 @@ class Expander:
         for canonical in supplements:
             resource = self.context.supplement(canonical)
             if resource is None:
-                raise TerminologyError.of(
+                raise tx_error(
                     404, "not-found", "not-found", f"Required supplement not found: {canonical}",
                     message_id="VALUESET_SUPPLEMENT_MISSING",
                 )
@@ -510,7 +510,7 @@ class Expander:
             except FilterError as error:
                 status = 400
                 message_id = "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE" if error.kind == "no-value" else "FILTER_NOT_UNDERSTOOD"
-                raise TerminologyError.of(status, "invalid", "vs-invalid", str(error), f"{path}.filter[{index}]", message_id) from error
+                raise tx_error(status, "invalid", "vs-invalid", str(error), f"{path}.filter[{index}]", message_id) from error
             if codes is None:
                 codes = found
             else:

@@ -2,57 +2,29 @@
 
 Each issue has a `details.coding` from the tx-issue-type code system (`not-in-vs`,
 `invalid-code`, `invalid-display`, `not-found`, ...), the message text, the FHIRPath of the
-element it is about, and the message id as an extension.
+element it is about, and the message id as an extension. They are `ficus.outcome.Issue`s, and
+an operation that cannot answer raises a `FhirError` of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ficus.outcome import FhirError, Issue
 
 TX_ISSUE_TYPE = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type"
-MESSAGE_ID = "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id"
 
 
-@dataclass
-class TxIssue:
-    severity: str
-    code: str  # IssueType
-    tx_type: str | None
-    text: str
-    expression: str | None = None
-    message_id: str | None = None
-
-    def to_json(self) -> dict:
-        issue: dict = {}
-        if self.message_id:
-            issue["extension"] = [{"url": MESSAGE_ID, "valueString": self.message_id}]
-        issue["severity"] = self.severity
-        issue["code"] = self.code
-        details: dict = {}
-        if self.tx_type:
-            details["coding"] = [{"system": TX_ISSUE_TYPE, "code": self.tx_type}]
-        details["text"] = self.text
-        issue["details"] = details
-        if self.expression:
-            issue["location"] = [self.expression]
-            issue["expression"] = [self.expression]
-        return issue
+def tx_issue(
+    severity: str, code: str, tx_type: str | None, text: str, expression: str | None = None, message_id: str | None = None,
+) -> Issue:
+    """An issue of IssueType `code`, of tx-issue-type `tx_type`, saying `text`."""
+    return Issue(severity, code, text, expression, ((TX_ISSUE_TYPE, tx_type),) if tx_type else (), message_id)
 
 
-@dataclass
-class TerminologyError(Exception):
-    """An operation that cannot answer: reported as an OperationOutcome with `status`."""
-
-    status: int
-    issues: list[TxIssue] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, status: int, code: str, tx_type: str | None, text: str, expression: str | None = None, message_id: str | None = None) -> TerminologyError:
-        return cls(status, [TxIssue("error", code, tx_type, text, expression, message_id)])
-
-    def __str__(self) -> str:
-        return "; ".join(issue.text for issue in self.issues)
+def tx_type(issue: Issue) -> str | None:
+    return next((code for system, code in issue.details or () if system == TX_ISSUE_TYPE), None)
 
 
-def outcome(issues: list[TxIssue]) -> dict:
-    return {"resourceType": "OperationOutcome", "issue": [issue.to_json() for issue in issues]}
+def tx_error(
+    status: int, code: str, tx_type: str | None, text: str, expression: str | None = None, message_id: str | None = None,
+) -> FhirError:
+    return FhirError(status, [tx_issue("error", code, tx_type, text, expression, message_id)])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 from ficus.terminology.expand import Expander, canonical
-from ficus.terminology.issues import TerminologyError
+from ficus.outcome import FhirError
+from ficus.terminology.issues import tx_error
 from ficus.terminology.languages import PREFERRED_FOR_LANGUAGE, Languages, display_for
 from ficus.terminology.model import CodeSystemProvider, Concept
 
@@ -18,7 +21,7 @@ def lookup(expander: Expander, system: str, version: str | None, code: str, prop
     concept = provider.concept(code)
     if concept is None:
         version_text = f" version '{provider.version}'" if provider.version else ""
-        raise TerminologyError.of(
+        raise tx_error(
             404, "not-found", "invalid-code", f"Unknown code '{code}' in the CodeSystem '{provider.url}'{version_text}",
             "code", "Unknown_Code_in_Version",
         )
@@ -53,13 +56,15 @@ def lookup(expander: Expander, system: str, version: str | None, code: str, prop
 
 def resolve(expander: Expander, system: str, version: str | None, purpose: str) -> CodeSystemProvider:
     if not system:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A system is needed to look a code up", "system")
+        raise tx_error(400, "invalid", "invalid-data", "A system is needed to look a code up", "system")
     try:
         return expander.resolve_system(system, version, tuple(expander.options.supplements), purpose)
-    except TerminologyError as error:
-        for issue in error.issues:
-            if issue.message_id and issue.message_id.startswith("UNKNOWN_CODESYSTEM"):
-                issue.expression = issue.expression or "system"
+    except FhirError as error:
+        error.issues = [
+            dataclasses.replace(issue, expression=issue.expression or "system")
+            if issue.message_id and issue.message_id.startswith("UNKNOWN_CODESYSTEM") else issue
+            for issue in error.issues
+        ]
         raise
 
 
@@ -69,7 +74,7 @@ def subsumes(expander: Expander, system: str, version: str | None, code_a: str, 
     a, b = provider.concept(code_a), provider.concept(code_b)
     for code, concept, name in ((code_a, a, "codeA"), (code_b, b, "codeB")):
         if concept is None:
-            raise TerminologyError.of(
+            raise tx_error(
                 404, "not-found", "invalid-code", f"Unknown code '{code}' in the CodeSystem '{provider.versioned_url}'", name,
                 "Unknown_Code_in_Version",
             )

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from ficus.terminology.context import split_canonical
 from ficus.terminology.expand import Expander
 from ficus.terminology.filters import FilterError, concept_matches
-from ficus.terminology.issues import TerminologyError
+from ficus.outcome import FhirError
+from ficus.terminology.issues import tx_error
 from ficus.terminology.model import CodeSystemProvider
 
 
@@ -34,7 +35,7 @@ class Membership:
         """Refuse a value set whose includes or excludes import it again (at any depth)."""
         key = value_set.get("url") or f"#{value_set.get('id', '')}"
         if key in path:
-            raise TerminologyError.of(
+            raise tx_error(
                 400, "processing", "vs-invalid",
                 f"Found a circularity pointing to {key} processing ValueSet with pathway [{', '.join(path)}]",
                 message_id="VALUESET_CIRCULAR_REFERENCE",
@@ -44,14 +45,14 @@ class Membership:
             for reference in part.get("valueSet", []):
                 try:
                     imported = self._imported(value_set, reference)
-                except TerminologyError:
+                except FhirError:
                     continue
                 self.check_cycles(imported, (*path, key))
 
     def contains(self, value_set: dict, candidate: Candidate) -> bool:
         key = value_set.get("url") or f"#{value_set.get('id', '')}"
         if key in self._stack:
-            raise TerminologyError.of(
+            raise tx_error(
                 400, "processing", "vs-invalid",
                 f"Found a circularity pointing to {key} processing ValueSet with pathway [{', '.join(self._stack)}]",
                 message_id="VALUESET_CIRCULAR_REFERENCE",
@@ -121,7 +122,7 @@ class Membership:
                     return False
             except FilterError as error:
                 message_id = "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE" if error.kind == "no-value" else "FILTER_NOT_UNDERSTOOD"
-                raise TerminologyError.of(400, "invalid", "vs-invalid", str(error), f"{path}.filter[{index}]", message_id) from error
+                raise tx_error(400, "invalid", "vs-invalid", str(error), f"{path}.filter[{index}]", message_id) from error
         return True
 
     def _imported(self, value_set: dict, reference: str) -> dict:
@@ -133,7 +134,7 @@ class Membership:
         version = version or self.expander.options.value_set_versions.get(url)
         found = self.expander.context.value_set(url, version)
         if found is None:
-            raise TerminologyError.of(
+            raise tx_error(
                 404, "not-found", "not-found",
                 f"A definition for the value Set '{url}{'|' + version if version else ''}' could not be found",
                 message_id="Unable_to_resolve_value_Set_",

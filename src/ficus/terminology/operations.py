@@ -11,10 +11,11 @@ from collections.abc import Callable
 from ficus import fhirjson
 from ficus.api.exchange import FhirResponse
 from ficus.operations import Invocation, operation
+from ficus.outcome import FhirError, operation_outcome
 from ficus.terminology import conceptmaps, lookup
 from ficus.terminology.context import Context
 from ficus.terminology.expand import Expander
-from ficus.terminology.issues import TerminologyError, outcome
+from ficus.terminology.issues import tx_error
 from ficus.terminology.languages import parse_languages
 from ficus.terminology.params import Inputs
 from ficus.terminology.service import service_for
@@ -24,15 +25,13 @@ R4 = "http://hl7.org/fhir/OperationDefinition/"
 
 
 def _answer(handler: Callable[[Invocation, Inputs, Context], dict]) -> Callable[[Invocation], FhirResponse]:
-    """Runs a handler with parsed inputs and a context; TerminologyErrors become outcomes."""
+    """Runs a handler with parsed inputs and a context (a FhirError it raises becomes the
+    OperationOutcome answer, as for any interaction)."""
 
     def run(invocation: Invocation) -> FhirResponse:
-        try:
-            inputs = Inputs(invocation)
-            context = service_for(invocation.interactions.repository).context(inputs.resources())
-            return FhirResponse(200, handler(invocation, inputs, context))
-        except TerminologyError as error:
-            return FhirResponse(error.status, outcome(error.issues))
+        inputs = Inputs(invocation)
+        context = service_for(invocation.interactions.repository).context(inputs.resources())
+        return FhirResponse(200, handler(invocation, inputs, context))
 
     run.__doc__ = handler.__doc__
     return run
@@ -54,12 +53,12 @@ def _value_set(invocation: Invocation, inputs: Inputs, context: Context) -> dict
         return given
     url = inputs.text("url") or inputs.text("context")
     if not url:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A value set is needed: give url, valueSet, or call the operation on a stored ValueSet")
+        raise tx_error(400, "invalid", "invalid-data", "A value set is needed: give url, valueSet, or call the operation on a stored ValueSet")
     version = inputs.text("valueSetVersion")
     found = context.value_set(url, version)
     if found is None:
         url_text = url if "|" in url or not version else f"{url}|{version}"
-        raise TerminologyError.of(
+        raise tx_error(
             404, "not-found", "not-found", f"A definition for the value Set '{url_text}' could not be found",
             message_id="Unable_to_resolve_value_Set_",
         )
@@ -78,6 +77,29 @@ def expand(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
 @_answer
 def validate_value_set(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
     """ValueSet/$validate-code."""
+    return _validate_in_value_set(invocation, inputs, context)
+
+
+@operation("batch-validate-code", type_level=True, instance=True, resource_types=("ValueSet",))
+@_answer
+def batch_validate(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
+    """ValueSet/$batch-validate-code: one `validation` Parameters per request, each answered by
+    the Parameters of `$validate-code` or the OperationOutcome of its failure; the call's own
+    parameters (url, tx-resource, options) apply to every request that does not set them."""
+    answers = []
+    for request in inputs.all("validation"):
+        parameters = request.get("parameter") if isinstance(request, dict) else None
+        if not isinstance(parameters, list):
+            raise tx_error(400, "invalid", "invalid-data", "Each validation must be a Parameters resource", "validation")
+        try:
+            answer = _validate_in_value_set(invocation, inputs.within(parameters), context)
+        except FhirError as error:
+            answer = operation_outcome(error.issues)
+        answers.append({"name": "validation", "resource": answer})
+    return {"resourceType": "Parameters", "parameter": answers}
+
+
+def _validate_in_value_set(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
     value_set = _value_set(invocation, inputs, context)
     expander = Expander(context, inputs.expand_options(value_set))
     codings, mode = coding_inputs(
@@ -120,7 +142,7 @@ def lookup_code(invocation: Invocation, inputs: Inputs, context: Context) -> dic
         context.tx_resources.append(stored)
         system, version = stored.get("url"), stored.get("version")
     if not code:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A code (or coding) is needed to look up", "code")
+        raise tx_error(400, "invalid", "invalid-data", "A code (or coding) is needed to look up", "code")
     properties = [p for p in inputs.all("property") if isinstance(p, str)]
     expander = Expander(context, inputs.expand_options())
     return lookup.lookup(expander, system or "", version, code, properties, inputs.languages())
@@ -140,9 +162,9 @@ def subsumes(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
         context.tx_resources.append(stored)
         system, version = stored.get("url"), stored.get("version")
     if not code_a or not code_b:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "Both codeA and codeB (or codingA and codingB) are needed")
+        raise tx_error(400, "invalid", "invalid-data", "Both codeA and codeB (or codingA and codingB) are needed")
     if isinstance(coding_a, dict) and isinstance(coding_b, dict) and coding_a.get("system") != coding_b.get("system"):
-        raise TerminologyError.of(400, "invalid", "invalid-data", "codingA and codingB must be from the same code system")
+        raise tx_error(400, "invalid", "invalid-data", "codingA and codingB must be from the same code system")
     return lookup.subsumes(Expander(context, inputs.expand_options()), system or "", version, code_a, code_b)
 
 
@@ -168,7 +190,7 @@ def translate(invocation: Invocation, inputs: Inputs, context: Context) -> dict:
         system = inputs.text("sourceSystem") or inputs.text("system") or (coding or {}).get("system")
         request = conceptmaps.TranslateRequest(code or "", system, target_system=inputs.text("targetSystem") or inputs.text("targetsystem"))
     if not request.code:
-        raise TerminologyError.of(400, "invalid", "invalid-data", "A code (sourceCode, code, coding or codeableConcept) is needed to translate")
+        raise tx_error(400, "invalid", "invalid-data", "A code (sourceCode, code, coding or codeableConcept) is needed to translate")
     request.url = stored.get("url") if stored else inputs.text("url")
     request.version = inputs.text("conceptMapVersion")
     given = inputs.get("conceptMap")
@@ -187,4 +209,5 @@ def _validate_options(inputs: Inputs, value_set: dict | None) -> ValidateOptions
         abstract_allowed=inputs.flag("abstract", True),
         infer_system=inputs.flag("inferSystem"),
         system_version=inputs.text("systemVersion"),
+        membership_only=inputs.flag("valueset-membership-only"),
     )

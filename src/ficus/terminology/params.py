@@ -10,7 +10,7 @@ from ficus import fhirjson
 from ficus.operations import Invocation
 from ficus.terminology.context import split_canonical
 from ficus.terminology.expand import ECHOED, ExpandOptions, declared_parameters
-from ficus.terminology.issues import TerminologyError
+from ficus.terminology.issues import tx_error
 from ficus.terminology.languages import Languages, parse_languages
 
 BOOLEAN = frozenset({
@@ -40,6 +40,15 @@ class Inputs:
                 self.items.extend(p for p in document.get("parameter", []) if isinstance(p, dict) and isinstance(p.get("name"), str))
         self.header_language = invocation.request.headers.get("accept-language")
 
+    def within(self, parameters: list[dict]) -> Inputs:
+        """These inputs with `parameters` (one request of a batch) taking precedence."""
+        layered = object.__new__(Inputs)
+        layered.invocation = self.invocation
+        own = [p for p in parameters if isinstance(p, dict) and isinstance(p.get("name"), str)]
+        layered.items = own + [p for p in self.items if p["name"] != "validation"]
+        layered.header_language = self.header_language
+        return layered
+
     def all(self, name: str) -> list[Any]:
         return [_value(p) for p in self.items if p["name"] == name]
 
@@ -52,7 +61,7 @@ class Inputs:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise TerminologyError.of(400, "invalid", "invalid-data", f"The parameter '{name}' must be a string value", name)
+            raise tx_error(400, "invalid", "invalid-data", f"The parameter '{name}' must be a string value", name)
         return value
 
     def flag(self, name: str, default: bool = False) -> bool:
@@ -63,7 +72,7 @@ class Inputs:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise TerminologyError.of(400, "invalid", "invalid-data", f"The parameter '{name}' must be true or false, not {value!r}", name)
+        raise tx_error(400, "invalid", "invalid-data", f"The parameter '{name}' must be true or false, not {value!r}", name)
 
     def integer(self, name: str) -> int | None:
         value = self.get(name)
@@ -74,9 +83,9 @@ class Inputs:
         elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
             number = int(value)
         else:
-            raise TerminologyError.of(400, "invalid", "invalid-data", f"The parameter '{name}' must be an integer, not {value!r}", name)
+            raise tx_error(400, "invalid", "invalid-data", f"The parameter '{name}' must be an integer, not {value!r}", name)
         if number < 0:
-            raise TerminologyError.of(400, "invalid", "invalid-data", f"The parameter '{name}' must not be negative", name)
+            raise tx_error(400, "invalid", "invalid-data", f"The parameter '{name}' must not be negative", name)
         return number
 
     def resources(self, name: str = "tx-resource") -> list[dict]:
@@ -96,7 +105,7 @@ class Inputs:
         if explicit:
             parsed = parse_languages(explicit)
             if not all(_LANGUAGE_TAG.match(tag) for tag, _ in parsed.ranges):
-                raise TerminologyError.of(
+                raise tx_error(
                     400, "processing", "invalid-display", f"Invalid displayLanguage: '{explicit}'", message_id="INVALID_DISPLAY_NAME",
                 )
             return parsed

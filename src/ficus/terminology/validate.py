@@ -8,16 +8,18 @@ answer is the Parameters resource of the R4 operation, with an OperationOutcome 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ficus.terminology import versions
 from ficus.terminology.expand import Expander, canonical, either
-from ficus.terminology.issues import TerminologyError, TxIssue
+from ficus.outcome import FhirError, Issue
+from ficus.terminology.issues import tx_error, tx_issue, tx_type
 from ficus.terminology.languages import Languages, display_for, language_matches
 from ficus.terminology.membership import Candidate, Membership
-from ficus.terminology.model import CodeSystemProvider, Concept
+from ficus.terminology.model import CodeSystemProvider, Concept, Designation
 from ficus.terminology.status import STANDARDS_STATUS, code_system_warnings, value_set_warnings
 
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
@@ -37,13 +39,14 @@ class ValidateOptions:
     abstract_allowed: bool = True
     infer_system: bool = False
     system_version: str | None = None  # the `systemVersion` / `version` input
+    membership_only: bool = False  # `valueset-membership-only`: report on membership alone
 
 
 @dataclass
 class Outcome:
     """What checking one coding found."""
 
-    issues: list[TxIssue] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
     system: str | None = None
     code: str | None = None
     version: str | None = None
@@ -75,18 +78,22 @@ class Validator:
         self.membership.check_cycles(value_set)
         status_issues = self._status_issues(value_set)
         outcomes = [self._check(coding, _prefix(mode, i), value_set, vs_name) for i, coding in enumerate(codings)]
-        issues: list[TxIssue] = []
+        if self.options.membership_only:
+            for outcome in outcomes:  # what the code systems say of the codes (displays, unknown codes) is not asked
+                outcome.issues = [i for i in outcome.issues if tx_type(i) == "not-in-vs"]
+        issues: list[Issue] = []
         chosen: Outcome | None = None
         if mode == "CodeableConcept":
             for outcome in outcomes:
-                for issue in outcome.issues:
-                    if issue.tx_type == "not-in-vs":
-                        issue.severity, issue.tx_type = "information", "this-code-not-in-vs"
-                issues.extend(outcome.issues)
+                issues.extend(
+                    tx_issue("information", i.code, "this-code-not-in-vs", i.diagnostics, i.expression, i.message_id)
+                    if tx_type(i) == "not-in-vs" else i
+                    for i in outcome.issues
+                )
             good = [o for o in outcomes if o.in_value_set]
             chosen = good[0] if good else None
             if chosen is None:
-                issues.insert(0, TxIssue(
+                issues.insert(0, tx_issue(
                     "error", "code-invalid", "not-in-vs", f"No valid coding was found for the value set '{vs_name}'",
                     message_id="TX_GENERAL_CC_ERROR_MESSAGE",
                 ))
@@ -98,12 +105,12 @@ class Validator:
         report = chosen if chosen is not None else (outcomes[0] if outcomes and mode != "CodeableConcept" else None)
         return self._parameters(report, outcomes, issues, result, mode, codings)
 
-    def _status_issues(self, value_set: dict) -> list[TxIssue]:
+    def _status_issues(self, value_set: dict) -> list[Issue]:
         """Information issues on draft, experimental, deprecated or withdrawn content used."""
-        found: dict[str, TxIssue] = {}
+        found: dict[str, Issue] = {}
         for kind, reference, warning in self._statuses(value_set, set()):
             text = f"Reference to {warning} {kind} {reference}"
-            found.setdefault(text, TxIssue("information", "business-rule", "status-check", text, None, f"MSG_{warning.upper()}"))
+            found.setdefault(text, tx_issue("information", "business-rule", "status-check", text, None, f"MSG_{warning.upper()}"))
         return list(found.values())
 
     def _statuses(self, value_set: dict, seen: set[str]) -> list[tuple[str, str, str]]:
@@ -130,7 +137,7 @@ class Validator:
         system = coding.get("system")
         paths = _Paths(prefix)
         if not isinstance(code, str) or not code:
-            outcome.issues.append(TxIssue("error", "invalid", "invalid-data", "No code provided", paths.code, "No_Code_Provided"))
+            outcome.issues.append(tx_issue("error", "invalid", "invalid-data", "No code provided", paths.code, "No_Code_Provided"))
             return outcome
         if not system:
             if self.options.infer_system and value_set is not None:
@@ -141,7 +148,7 @@ class Validator:
             else:
                 if value_set is not None:
                     outcome.issues.append(self._not_in_vs(coding, vs_name, paths))
-                outcome.issues.append(TxIssue(
+                outcome.issues.append(tx_issue(
                     "warning", "invalid", "invalid-data",
                     "Coding has no system. A code with no system has no defined meaning, and it cannot be validated. A system should be provided",
                     paths.coding, "Coding_has_no_system__cannot_validate",
@@ -150,11 +157,11 @@ class Validator:
         if not _ABSOLUTE.match(system):
             if value_set is not None:
                 outcome.issues.append(self._not_in_vs(coding, vs_name, paths))
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "invalid", "invalid-data", "Coding.system must be an absolute reference, not a local reference",
                 paths.system, "Terminology_TX_System_Relative",
             ))
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "not-found", "not-found",
                 f"A definition for CodeSystem '{system}' could not be found, so the code cannot be validated",
                 paths.system, "UNKNOWN_CODESYSTEM",
@@ -164,7 +171,7 @@ class Validator:
         if self.context.code_system(system) is None and self.context.value_set(system) is not None:
             if value_set is not None:
                 outcome.issues.append(self._not_in_vs(coding, vs_name, paths))
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "invalid", "invalid-data", f"The Coding references a value set, not a code system ('{system}')",
                 paths.system, "Terminology_TX_System_ValueSet2",
             ))
@@ -182,7 +189,7 @@ class Validator:
                 systems.append(entry.system)
         if len(systems) == 1:
             return systems[0]
-        outcome.issues.append(TxIssue(
+        outcome.issues.append(tx_issue(
             "error", "code-invalid", "not-in-vs", f"The provided code '#{code}' was not found in the value set '{vs_name}'",
             paths.code, "None_of_the_provided_codes_are_in_the_value_set_one",
         ))
@@ -193,13 +200,13 @@ class Validator:
         else:
             text = f"The System URI could not be determined for the code '{code}' in the ValueSet '{vs_name}'"
             message_id = "UNABLE_TO_INFER_CODESYSTEM"
-        outcome.issues.append(TxIssue("error", "not-found", "cannot-infer", text, paths.code, message_id))
+        outcome.issues.append(tx_issue("error", "not-found", "cannot-infer", text, paths.code, message_id))
         return None
 
     def _safe_codes(self, value_set: dict) -> list:
         try:
             return self.expander.codes(value_set)
-        except TerminologyError:
+        except FhirError:
             return []
 
     def _include_version(self, value_set: dict | None, system: str) -> tuple[bool, str | None]:
@@ -236,7 +243,7 @@ class Validator:
         known = self.context.versions("CodeSystem", system)
         supplement = self.context.supplement(system) if self.context.code_system(system) is None else None
         if supplement is not None:
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "invalid", "invalid-data",
                 f"CodeSystem {canonical(supplement)} is a supplement, so can't be used as a value in {paths.system_element}",
                 paths.system, "CODESYSTEM_CS_NO_SUPPLEMENT",
@@ -269,13 +276,13 @@ class Validator:
                 outcome.display = display_for(concept, latest.language, self.options.languages).display
             return None
         if check and not versions.matches(check, provider.version):
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "exception", "version-error",
                 f"The version '{provider.version}' is not allowed for system '{system}': required to be '{check}' by a version-check parameter",
                 paths.version, "VALUESET_VERSION_CHECK",
             ))
         if provider.content == "supplement" or (provider.resource or {}).get("content") == "supplement":
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "invalid", "invalid-data",
                 f"CodeSystem {provider.versioned_url} is a supplement, so can't be used as a value in Coding.system",
                 paths.system, "CODESYSTEM_CS_NO_SUPPLEMENT",
@@ -298,16 +305,16 @@ class Validator:
             else:
                 text = f"The code system '{system}' version '{spec}' in the ValueSet include is different to the one in the value ('{coding_version}')"
                 message_id = "VALUESET_VALUE_MISMATCH"
-            outcome.issues.append(TxIssue("error", "invalid", "vs-invalid", text, paths.version, message_id))
+            outcome.issues.append(tx_issue("error", "invalid", "vs-invalid", text, paths.version, message_id))
         elif not coding_known and provider is not None:
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "warning", "invalid", "vs-invalid",
                 f"The code system '{system}' version '{provider.version}' for the versionless include in the ValueSet include is different to the one in the value ('{coding_version}')",
                 paths.version, "VALUESET_VALUE_MISMATCH_DEFAULT",
             ))
 
     @staticmethod
-    def _unknown_version(system: str, version: str, known: list[str], paths: _Paths) -> TxIssue:
+    def _unknown_version(system: str, version: str, known: list[str], paths: _Paths) -> Issue:
         if known:
             text = (f"A definition for CodeSystem '{system}' version '{version}' could not be found, so the code cannot be validated. "
                     f"Valid versions: {either(known)}")
@@ -316,7 +323,7 @@ class Validator:
             text = (f"A definition for CodeSystem '{system}' version '{version}' could not be found, so the code cannot be validated. "
                     "No versions of this code system are known")
             message_id = "UNKNOWN_CODESYSTEM_VERSION_NONE"
-        return TxIssue("error", "not-found", "not-found", text, paths.system, message_id)
+        return tx_issue("error", "not-found", "not-found", text, paths.system, message_id)
 
     def _unknown_system(
         self, system: str, coding: dict, value_set: dict | None, named: bool, outcome: Outcome, paths: _Paths, vs_name: str,
@@ -329,7 +336,7 @@ class Validator:
             outcome.unknown_system = system
             return
         if value_set is None or named:
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "not-found", "not-found",
                 f"A definition for CodeSystem '{system}' could not be found, so the code cannot be validated",
                 paths.system, "UNKNOWN_CODESYSTEM",
@@ -337,7 +344,7 @@ class Validator:
             outcome.caused_by = system
             return
         outcome.issues.append(self._not_in_vs(coding, vs_name, paths))
-        outcome.issues.append(TxIssue(
+        outcome.issues.append(tx_issue(
             "error", "not-found", "not-found",
             f"A definition for CodeSystem {system} could not be found, so the code cannot be validated",
             paths.system, "UNKNOWN_CODESYSTEM",
@@ -353,7 +360,7 @@ class Validator:
         concept = provider.concept(code)
         if concept is None:
             if provider.content == "fragment":
-                outcome.issues.append(TxIssue(
+                outcome.issues.append(tx_issue(
                     "warning", "code-invalid", "invalid-code",
                     f"Unknown Code '{code}' in the CodeSystem '{provider.url}' version '{provider.version}' - note that the code system "
                     "is labeled as a fragment, so the code may be valid in some other fragment",
@@ -364,7 +371,7 @@ class Validator:
             if value_set is not None:
                 outcome.issues.append(self._not_in_vs(coding, vs_name, paths))
             version_text = f" version '{provider.version}'" if provider.version else ""
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "code-invalid", "invalid-code",
                 f"Unknown code '{code}' in the CodeSystem '{provider.url}'{version_text}",
                 paths.code, "Unknown_Code_in_Version" if provider.version else "Unknown_Code_in",
@@ -373,7 +380,7 @@ class Validator:
         outcome.concept = concept
         if concept.code != code:
             outcome.normalised = concept.code
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "information", "business-rule", "code-rule",
                 f"The code '{code}' differs from the correct code '{concept.code}' by case. Although the code system "
                 f"'{provider.versioned_url}' is case insensitive, implementers are strongly encouraged to use the correct case anyway",
@@ -385,7 +392,7 @@ class Validator:
         if value_set is not None:
             try:
                 in_vs = self.membership.contains(value_set, Candidate(provider.url, concept.code, provider))
-            except TerminologyError as error:
+            except FhirError as error:
                 if error.status == 404:
                     outcome.issues.extend(_without_location(error.issues))
                     return
@@ -394,20 +401,20 @@ class Validator:
             status = concept.status if concept.status and concept.status not in ("active", "inactive") else None
             text = (f"The concept '{concept.code}' has a status of {status} and inactive and its use should be reviewed" if status
                     else f"The concept '{concept.code}' has a status of inactive and its use should be reviewed")
-            outcome.issues.append(TxIssue("warning", "business-rule", "code-comment", text, paths.coding, "INACTIVE_CONCEPT_FOUND"))
+            outcome.issues.append(tx_issue("warning", "business-rule", "code-comment", text, paths.coding, "INACTIVE_CONCEPT_FOUND"))
             if self.options.active_only or (value_set is not None and (value_set.get("compose") or {}).get("inactive") is False):
-                outcome.issues.append(TxIssue(
+                outcome.issues.append(tx_issue(
                     "error", "business-rule", "code-rule", f"The concept '{concept.code}' is valid but is not active",
                     paths.code, "STATUS_CODE_WARNING_CODE",
                 ))
                 in_vs = False
         elif concept.status == "deprecated":
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "warning", "business-rule", "code-comment", f"The concept '{concept.code}' is deprecated and its use should be reviewed",
                 paths.code, "DEPRECATED_CONCEPT_FOUND",
             ))
         if concept.abstract and not self.options.abstract_allowed:
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "error", "business-rule", "code-rule",
                 f"Code '{provider.url}#{concept.code}' is abstract, and not allowed in this context",
                 paths.code, "ABSTRACT_CODE_NOT_ALLOWED",
@@ -416,7 +423,7 @@ class Validator:
         if value_set is not None and not in_vs:
             outcome.issues.append(self._not_in_vs(coding, vs_name, paths))
         if value_set is not None and in_vs and _deprecated_in(value_set, provider.url, concept.code):
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "warning", "business-rule", "code-comment",
                 f"The presence of the concept '{concept.code}' in the system '{provider.url}' in the value set {vs_name} "
                 "is marked with a status of deprecated and its use should be reviewed",
@@ -435,7 +442,7 @@ class Validator:
             return
         all_choices = _display_choices(concept, provider.language, Languages())
         if languages and not choices and any(given == value for value, _ in all_choices):
-            outcome.issues.append(TxIssue(
+            outcome.issues.append(tx_issue(
                 "information", "invalid", "invalid-display",
                 f"There are no valid display names found for the code {provider.url}#{concept.code} for language(s) '{', '.join(languages.tags)}'. "
                 f"The display is '{given}' which is a valid display for the default language",
@@ -453,16 +460,16 @@ class Validator:
         else:
             text = f"Wrong Display Name '{given}' for {provider.url}#{concept.code}. {_valid_displays(choices, languages)}"
             message_id = "Display_Name_for__should_be_one_of__instead_of"
-        outcome.issues.append(TxIssue(severity, "invalid", "invalid-display", text, paths.display, message_id))
+        outcome.issues.append(tx_issue(severity, "invalid", "invalid-display", text, paths.display, message_id))
 
-    def _not_in_vs(self, coding: dict, vs_name: str, paths: _Paths) -> TxIssue:
+    def _not_in_vs(self, coding: dict, vs_name: str, paths: _Paths) -> Issue:
         system = coding.get("system") or ""
         version = coding.get("version")
         code = coding.get("code", "")
         label = f"{system}|{version}#{code}" if version else f"{system}#{code}"
         if coding.get("display"):
             label += f" ('{coding['display']}')"
-        return TxIssue(
+        return tx_issue(
             "error", "code-invalid", "not-in-vs", f"The provided code '{label}' was not found in the value set '{vs_name}'",
             paths.code, "None_of_the_provided_codes_are_in_the_value_set_one",
         )
@@ -481,7 +488,7 @@ class Validator:
     # -- output ------------------------------------------------------------------------------
 
     def _parameters(
-        self, chosen: Outcome | None, outcomes: list[Outcome], issues: list[TxIssue], result: bool, mode: str, codings: list[dict],
+        self, chosen: Outcome | None, outcomes: list[Outcome], issues: list[Issue], result: bool, mode: str, codings: list[dict],
     ) -> dict:
         parameters: list[dict] = []
         if chosen is not None:
@@ -558,9 +565,9 @@ def _prefix(mode: str, index: int) -> str:
     return ""
 
 
-def _message(issues: list[TxIssue]) -> str | None:
-    texts = [i.text for i in issues if (i.message_id not in _QUIET and i.tx_type not in _QUIET)]
-    loud = [i.text for i in issues if i.severity in ("error", "fatal", "warning") and i.message_id not in _QUIET and i.tx_type not in _QUIET]
+def _message(issues: list[Issue]) -> str | None:
+    texts = [i.diagnostics for i in issues if (i.message_id not in _QUIET and tx_type(i) not in _QUIET)]
+    loud = [i.diagnostics for i in issues if i.severity in ("error", "fatal", "warning") and i.message_id not in _QUIET and tx_type(i) not in _QUIET]
     chosen = loud or texts
     return "; ".join(dict.fromkeys(chosen)) if chosen else None
 
@@ -571,13 +578,24 @@ def _display_choices(concept: Concept, system_language: str | None, languages: L
     everything: list[tuple[str, str | None]] = []
     if concept.display:
         everything.append((concept.display, system_language))
-    everything.extend((d.value, d.language or system_language) for d in concept.designations)
+    everything.extend((d.value, d.language or system_language) for d in concept.designations if _shows(d))
     if not languages:
         return everything
     for value, language in everything:
         if language is None or any(language_matches(tag, language) for tag in languages.tags):
             found.append((value, language))
     return found
+
+
+# designation-usage `display`, preferredForLanguage, SNOMED CT's fully specified name and synonym
+DISPLAY_USES = frozenset({"display", "preferredForLanguage", "900000000000003001", "900000000000013009"})
+
+
+def _shows(designation: Designation) -> bool:
+    """A designation is a valid display when it is a translation (it has a language) or has no
+    use, or a display use; one with another use and no language is some other kind of term."""
+    use = designation.use
+    return designation.language is not None or not use or use.get("code") in DISPLAY_USES
 
 
 def _valid_displays(choices: list[tuple[str, str | None]], languages: Languages) -> str:
@@ -593,10 +611,8 @@ def _normalise_space(text: str) -> str:
     return " ".join(text.split())
 
 
-def _without_location(issues: list[TxIssue]) -> list[TxIssue]:
-    for issue in issues:
-        issue.expression = None
-    return issues
+def _without_location(issues: list[Issue]) -> list[Issue]:
+    return [dataclasses.replace(issue, expression=None) for issue in issues]
 
 
 def _deprecated_in(value_set: dict, system: str, code: str) -> bool:
@@ -633,4 +649,7 @@ def coding_inputs(code: Any, system: Any, version: Any, display: Any, coding: An
         if display is not None:
             found["display"] = display
         return [found], "code"
-    raise TerminologyError.of(400, "invalid", "invalid-data", "No code, coding or codeableConcept was provided to validate")
+    raise tx_error(
+        400, "invalid", None,
+        "Unable to find code to validate (looked for coding | codeableConcept | code+system | code+inferSystem in parameters",
+    )

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from ficus.outcome import Issue
 from ficus.spec import Definitions, Element, definitions
+from ficus.terminology.inprocess import in_value_set
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -140,6 +141,8 @@ class _Compiler:
     def _bind(self, field: _Field, url: str | None, element_type: str | None) -> None:
         codes = self.defs.value_set_codes.get(url) if url else None
         if codes is None:
+            if url is not None and element_type in _SERVICE_BOUND:
+                field.check = _service_bound(field.check, url, element_type)
             return
         pairs = self.defs.value_sets[url]
         field.codes, field.pairs = codes, pairs
@@ -362,6 +365,36 @@ def _coding_state(field: _Field, coding: dict) -> bool | None:
     if type(system) is not str or system not in field.systems:
         return None
     return type(code) is str and (system, code) in field.pairs
+
+
+# -- required bindings the compiled tables cannot expand ----------------------------------------
+# (grammar-based or external code systems: mime types, currencies, UCUM, LOINC answer lists) are
+# asked of the terminology service of the server handling the request, which knows what was
+# loaded into it or stored in it; where it cannot tell either, the value is not judged.
+
+_SERVICE_BOUND = ("code", "Coding", "CodeableConcept")
+
+
+def _service_bound(check: Callable, url: str, element_type: str) -> Callable:
+    def checked(field: _Field, value: object, path: str, issues: list[Issue]) -> None:
+        check(field, value, path, issues)
+        if element_type == "code":
+            if type(value) is str and in_value_set(url, None, value) is False:
+                _error(issues, "code-invalid", path, _not_in_value_set(field, value))
+            return
+        concept = type(value) is dict and element_type == "CodeableConcept"
+        codings = value.get("coding") if concept else [value]
+        if type(codings) is not list:
+            return
+        states = [
+            in_value_set(url, c["system"], c["code"]) if type(c) is dict and type(c.get("system")) is str and type(c.get("code")) is str else None
+            for c in codings
+        ]
+        if False in states and True not in states:
+            where = f"{path}.coding[{states.index(False)}].code" if concept else f"{path}.code"
+            _error(issues, "code-invalid", where, _not_in_value_set(field, codings[states.index(False)].get("code")))
+
+    return checked
 
 
 def _check_resource(field: _Field, value: object, path: str, issues: list[Issue]) -> None:

@@ -1,6 +1,6 @@
 """token: `code`, `system|code`, `|code`, `system|`; `:text`, `:not`, `:of-type`, `:above`,
-`:below` (hierarchical code systems of the package), `:in` and `:not-in` (a ValueSet of the
-package, else a ValueSet stored in the server, by canonical URL or `ValueSet/id`)."""
+`:below` (code system hierarchies), `:in` and `:not-in` (a ValueSet by canonical URL, expanded
+by the terminology service, else the codes a stored ValueSet lists, by URL or `ValueSet/id`)."""
 
 from __future__ import annotations
 
@@ -64,8 +64,7 @@ class TokenType(SearchType):
         if not code:
             return f"{alias}.system = ?", [system]
         if modifier in ("above", "below") and system:
-            closure = terminology.ancestors_and_self if modifier == "above" else terminology.descendants_and_self
-            return _codes(alias, sorted(closure(system, code)), system)
+            return terminology.subsumption_condition(alias, system, code, upward=modifier == "above")
         return _codes(alias, [code], system or None)
 
 
