@@ -631,12 +631,20 @@ class _SimplePlan:
         self.code = code
         self.converter = _CONVERTERS[kind]
         self.walks: list[tuple[Extractor, Any]] = []
+        # the resource's own elements where the paths start; None when some path starts elsewhere
+        self.top_keys: set[str] | None = set()
         for member in members:
-            prefix = groups.get(member.steps, _UNGROUPED) if member.steps is not None else _UNGROUPED
-            if prefix is _UNGROUPED or prefix is None:
-                self.walks.append((member.extract, prefix))
-            else:
-                self.walks.append((walker(member.steps[1:], definitions), prefix))  # type: ignore[index]
+            steps = member.steps
+            prefix = groups.get(steps, _UNGROUPED) if steps is not None else _UNGROUPED
+            walk = member.extract
+            if isinstance(prefix, str):
+                walk = walker(steps[1:], definitions)  # type: ignore[index]
+            self.walks.append((walk, prefix))
+            if self.top_keys is not None:
+                if steps and steps[0][0] == "child":
+                    self.top_keys.add(steps[0][1])
+                else:
+                    self.top_keys = None
         self.keys = {"": (code, param_key(res_type, code))}
         for suffix in (IDENTIFIER_SUFFIX, OF_TYPE_SUFFIX):
             self.keys[suffix] = (code + suffix, param_key(res_type, code + suffix))
@@ -744,6 +752,24 @@ class _ValueSetConceptPlan:
         rows["token"].extend((name, pkey, None, system, code, None) for system, code in sorted(seen, key=str))
 
 
+class _Dispatch:
+    """A resource type's plans, by the top-level element their paths start with: a resource
+    holds a dozen of the elements some forty parameters look at, so most plans need not run."""
+
+    def __init__(self, plans: list[Any]) -> None:
+        self.plans = plans
+        self.always: list[int] = []
+        by_key: dict[str, list[int]] = {}
+        for index, plan in enumerate(plans):
+            keys = plan.top_keys if isinstance(plan, _SimplePlan) else None
+            if keys is None:
+                self.always.append(index)
+            else:
+                for key in keys:
+                    by_key.setdefault(key, []).append(index)
+        self.by_key = {key: tuple(indexes) for key, indexes in by_key.items()}
+
+
 class IndexExtractor:
     """Turns a resource into rows for the typed `idx_*` tables."""
 
@@ -751,16 +777,19 @@ class IndexExtractor:
         self.definitions = definitions
         self.local_prefix = base_url.rstrip("/") + "/" if base_url else None
         self._generation = getattr(definitions, "generation", 0)
-        self._plans: dict[str, list[Any]] = {}
+        self._plans: dict[str, _Dispatch] = {}
         self.stats: dict[str, ExtractorStats] = {}
 
     def plan(self, resource_type: str) -> list[Any]:
+        return self._dispatch(resource_type).plans
+
+    def _dispatch(self, resource_type: str) -> _Dispatch:
         generation = getattr(self.definitions, "generation", 0)
         if generation != self._generation:
             self._plans, self.stats, self._generation = {}, {}, generation
         found = self._plans.get(resource_type)
         if found is None:
-            found = self._build_plan(resource_type)
+            found = _Dispatch(self._build_plan(resource_type))
             self._plans[resource_type] = found
         return found
 
@@ -813,8 +842,16 @@ class IndexExtractor:
 
     def rows(self, resource_type: str, resource: dict) -> IndexRows:
         rows: IndexRows = {table: [] for table in INDEX_TABLES}
-        for plan in self.plan(resource_type):
-            plan.emit(resource, rows)
+        dispatch = self._dispatch(resource_type)
+        by_key = dispatch.by_key
+        chosen = set(dispatch.always)
+        for key in resource:
+            found = by_key.get(key)
+            if found is not None:
+                chosen.update(found)
+        plans = dispatch.plans
+        for index in sorted(chosen):
+            plans[index].emit(resource, rows)
         if self.local_prefix and rows["reference"]:
             rows["reference"] = [self._localised(row) for row in rows["reference"]]
         return rows
