@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 _DATE_TIME = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
@@ -60,9 +60,14 @@ def _year_length(year: int) -> int:
     return (366 if calendar.isleap(year) else 365) * 86400 * _MICROS
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def _span(y: int, mo: int, d: int, h: int, mi: int, s: int, us: int, width: int, zone: str | None) -> tuple[int, int]:
-    moment = datetime(y, mo, d, h, mi, s, us, tzinfo=timezone.utc)
-    low = calendar.timegm(moment.timetuple()) * _MICROS + us
+    if h > 23 or mi > 59 or s > 59:
+        raise ValueError("time out of range")
+    days = date(y, mo, d).toordinal() - _EPOCH_ORDINAL  # validates the date
+    low = ((days * 86400 + h * 3600 + mi * 60 + s) * _MICROS) + us
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         low -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * _MICROS

@@ -77,3 +77,51 @@ def test_group_characteristic_value(client: TestClient) -> None:
         {"code": {"coding": [{"code": "smoker"}]}, "valueBoolean": True, "exclude": False}]})
     assert found(client, "Group", ("characteristic-value", "smoker$true")) == {"g"}
     assert found(client, "Group", ("characteristic-value", "smoker$female")) == set()
+
+
+def test_combo_tells_the_observation_from_its_components(client: TestClient) -> None:
+    """The same code on the Observation (value 5) and on a component (value 50): each value
+    pairs only with the code of its own element."""
+    load(client, {"resourceType": "Observation", "id": "both", "status": "final",
+                  "code": {"coding": [{"system": LOINC, "code": SYSTOLIC}]},
+                  "valueQuantity": {"value": 5, "system": UCUM, "code": "mm[Hg]"},
+                  "component": [{"code": {"coding": [{"system": LOINC, "code": DIASTOLIC}]},
+                                 "valueQuantity": {"value": 500, "system": UCUM, "code": "mm[Hg]"}},
+                                {"code": {"coding": [{"system": LOINC, "code": SYSTOLIC}]},
+                                 "valueQuantity": {"value": 50, "system": UCUM, "code": "mm[Hg]"}}]})
+    assert found(client, "Observation", ("combo-code-value-quantity", f"{SYSTOLIC}$lt10")) == {"both"}
+    assert found(client, "Observation", ("combo-code-value-quantity", f"{SYSTOLIC}$gt40")) == {"both"}
+    assert found(client, "Observation", ("combo-code-value-quantity", f"{SYSTOLIC}$gt100")) == set()
+    assert found(client, "Observation", ("combo-code-value-quantity", f"{DIASTOLIC}$gt100")) == {"both"}
+    assert found(client, "Observation", ("component-code-value-quantity", f"{SYSTOLIC}$lt10")) == set()
+    assert found(client, "Observation", ("component-code-value-quantity", f"{SYSTOLIC}$eq50")) == {"both"}
+    assert found(client, "Observation", ("code-value-quantity", f"{SYSTOLIC}$gt40")) == set()
+    assert found(client, "Observation", ("code-value-quantity", f"{SYSTOLIC}$eq5")) == {"both"}
+
+
+def test_missing_and_updates_of_a_joined_composite(client: TestClient, observations: None) -> None:
+    present = found(client, "Observation", ("component-code-value-quantity:missing", "false"))
+    assert present == {"high", "normal"}
+    assert found(client, "Observation", ("component-code-value-quantity:missing", "true")) == {
+        "glucose", "smoker", "onset", "note"}
+    # a component without a value pairs with nothing: the Observation has no complete element
+    half = pressure("high", 150, 95)
+    del half["component"][0]["valueQuantity"]
+    half["component"] = half["component"][:1]
+    load(client, half)
+    assert found(client, "Observation", ("component-code-value-quantity", f"{SYSTOLIC}$gt140")) == set()
+    assert found(client, "Observation", ("component-code-value-quantity:missing", "false")) == {"normal"}
+
+
+def test_use_context_composites(client: TestClient) -> None:
+    """`context-type-value` and `context-type-quantity` pair a useContext's code with its own value."""
+    context = "http://terminology.hl7.org/CodeSystem/usage-context-type"
+    load(client, {"resourceType": "ValueSet", "id": "vs", "status": "active", "useContext": [
+        {"code": {"system": context, "code": "focus"}, "valueCodeableConcept": {"coding": [{"code": "diabetes"}]}},
+        {"code": {"system": context, "code": "age"}, "valueRange": {"low": {"value": 18}, "high": {"value": 65}}},
+        {"code": {"system": context, "code": "venue"}, "valueCodeableConcept": {"coding": [{"code": "clinic"}]}}]})
+    assert found(client, "ValueSet", ("context-type-value", "focus$diabetes")) == {"vs"}
+    assert found(client, "ValueSet", ("context-type-value", "focus$clinic")) == set()
+    assert found(client, "ValueSet", ("context-type-quantity", "age$gt60")) == {"vs"}
+    assert found(client, "ValueSet", ("context-type-quantity", "age$gt70")) == set()
+    assert found(client, "ValueSet", ("context-type-quantity", "focus$gt60")) == set()

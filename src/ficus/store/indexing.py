@@ -105,6 +105,7 @@ class SearchDefinitions(Definitions):
         self._stored: tuple[SearchParameter, ...] = ()
         self._params_by_type: dict[str, dict[str, SearchParameter]] = {}
         self._by_url: dict[str, SearchParameter] | None = None
+        self.layouts: dict[str, CompositeLayout] = {}  # by resource type, see composite_layout
         self.generation = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -139,6 +140,7 @@ class SearchDefinitions(Definitions):
         self._stored = tuple(params)
         self._params_by_type = {}
         self._by_url = None
+        self.layouts = {}
         self.generation += 1
 
     def parameter_by_url(self, url: str) -> SearchParameter | None:
@@ -295,6 +297,9 @@ def _balanced(text: str) -> bool:
 _EXISTS_NOT_FALSE = re.compile(r"^(?P<path>[A-Za-z][\w.]*)\.exists\(\) and (?P=path) != false$")
 
 
+Steps = tuple[tuple[str, Any], ...]
+
+
 def compile_path(resource_type: str | None, part: str, definitions: Definitions) -> Extractor | None:
     """A walker for one union member, or None when it is not a shape we compile.
 
@@ -311,6 +316,14 @@ def compile_path(resource_type: str | None, part: str, definitions: Definitions)
             return [bool(values) and values != [False]]
 
         return exists_not_false
+    steps = compile_steps(resource_type, part, definitions)
+    return None if steps is None else walker(steps, definitions)
+
+
+def compile_steps(resource_type: str | None, part: str, definitions: Definitions) -> Steps | None:
+    """The steps of a plain path (see `compile_path`), or None when it is not one."""
+    if _EXISTS_NOT_FALSE.match(part.strip()):
+        return None
     steps = split_steps(_normalise_as(part))
     if resource_type is not None:
         if steps[0] not in (resource_type, "Resource", "DomainResource"):
@@ -343,17 +356,33 @@ def compile_path(resource_type: str | None, part: str, definitions: Definitions)
                 compiled[-1] = ("child", name + type_name[0].upper() + type_name[1:])
         else:
             compiled.append(("extension", match["extension"]))
-    suffixes = _choice_suffixes(definitions)
-    steps_tuple = tuple(compiled)
+    return tuple(compiled)
 
-    ends_on_extension = bool(steps_tuple) and steps_tuple[-1][0] == "extension"
+
+def walker(steps: Steps, definitions: Definitions) -> Extractor:
+    """The function that walks `steps` from a node; plain child steps run inline (the common case)."""
+    suffixes = _choice_suffixes(definitions)
+    ends_on_extension = bool(steps) and steps[-1][0] == "extension"
 
     def walk(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource]
-        for kind, argument in steps_tuple:
-            nodes = _apply_step(nodes, kind, argument, suffixes)
+        for kind, argument in steps:
+            if kind == "child":
+                found: list[Any] = []
+                for node in nodes:
+                    if type(node) is dict:
+                        value = node.get(argument)
+                        if value is None:
+                            continue
+                        if type(value) is list:
+                            found.extend([v for v in value if v is not None])
+                        else:
+                            found.append(value)
+                nodes = found
+            else:
+                nodes = _apply_step(nodes, kind, argument, suffixes)
             if not nodes:
-                break
+                return nodes
         if ends_on_extension:  # a parameter on an extension searches the extension's value
             nodes = [value for node in nodes for value in _extension_values(node)]
         return nodes
@@ -451,11 +480,26 @@ class ExtractorStats:
     fallback_parameters: list[str] | None = None
 
 
+@dataclass(frozen=True)
+class Member:
+    """One union member of an expression: its steps when it is a plain path, and its walker."""
+
+    steps: Steps | None
+    extract: Extractor
+
+
 def compile_expression(
     resource_type: str | None, expression: str, definitions: Definitions, stats: ExtractorStats | None = None
 ) -> list[Extractor]:
     """Extractors for each union member of `expression` that applies to `resource_type`."""
-    extractors: list[Extractor] = []
+    return [member.extract for member in compile_members(resource_type, expression, definitions, stats)]
+
+
+def compile_members(
+    resource_type: str | None, expression: str, definitions: Definitions, stats: ExtractorStats | None = None
+) -> list[Member]:
+    """The union members of `expression` that apply to `resource_type`, compiled."""
+    members: list[Member] = []
     for part in split_union(expression):
         root = resource_type
         if resource_type is not None:
@@ -464,7 +508,8 @@ def compile_expression(
                 if head not in definitions.children(resource_type, resource_type):
                     continue
                 root = None  # a path relative to the resource (InsurancePlan `name | alias`)
-        compiled = compile_path(root, part, definitions)
+        steps = compile_steps(root, part, definitions)
+        compiled = walker(steps, definitions) if steps is not None else compile_path(root, part, definitions)
         if compiled is None:
             compiled = _fhirpath_extractor(part) if root is not None else None
             if stats is not None:
@@ -475,35 +520,159 @@ def compile_expression(
         elif stats is not None:
             stats.compiled += 1
         if compiled is not None:
-            extractors.append(compiled)
-    return extractors
+            members.append(Member(steps, compiled))
+    return members
+
+
+# -- composites: joined from their components' own rows, or stored as copies --------------------
+
+@dataclass(frozen=True)
+class CompositeLayout:
+    """How the composite parameters of one resource type are indexed.
+
+    `joined` maps a composite's code to the codes of its component parameters: it is searched by
+    joining their own rows on (rid, grp). The other composites store copies under `code$i`.
+    `groups` says, per component parameter, which union members (by steps) number their rows by
+    element: under None the resource itself is the element (grp 0); under a child name each
+    element of that child is one (grp = its index + 1). Rows of other members have no grp.
+    """
+
+    joined: dict[str, tuple[str, ...]]
+    groups: dict[str, dict[Steps, str | None]]
+
+
+def composite_layout(definitions: Definitions, resource_type: str) -> CompositeLayout:
+    """The `CompositeLayout` of `resource_type` (the indexer and the search both use it)."""
+    memo = definitions.layouts if isinstance(definitions, SearchDefinitions) else _base_layouts(definitions)
+    found = memo.get(resource_type)
+    if found is None:
+        found = memo[resource_type] = _composite_layout(definitions, resource_type)
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _base_layouts(definitions: Definitions) -> dict[str, CompositeLayout]:
+    return {}
+
+
+def _composite_layout(definitions: Definitions, resource_type: str) -> CompositeLayout:
+    params = definitions.search_parameters_for(resource_type)
+    joined: dict[str, tuple[str, ...]] = {}
+    groups: dict[str, dict[Steps, str | None]] = {}
+    for param in params.values():
+        if param.type != "composite" or not param.expression or len(param.component) < 2:
+            continue
+        found = _joined_components(definitions, resource_type, param, params)
+        if found is None:
+            continue
+        codes, claims = found
+        # a member numbered by another element already (another composite's claim) cannot serve both
+        if any(groups.get(code, {}).get(steps, prefix) != prefix for code, steps, prefix in claims):
+            continue
+        for code, steps, prefix in claims:
+            groups.setdefault(code, {})[steps] = prefix
+        joined[param.code] = codes
+    return CompositeLayout(joined, groups)
+
+
+def _joined_components(
+    definitions: Definitions, resource_type: str, param: SearchParameter, params: dict[str, SearchParameter]
+) -> tuple[tuple[str, ...], list[tuple[str, Steps, str | None]]] | None:
+    """The component parameters' codes and the members they must number by element, when every
+    value a component takes on an element is a value of its own parameter from a member that
+    walks through that element (so joining those rows on the element finds the same matches)."""
+    prefixes: list[str | None] = []
+    for element in compile_members(resource_type, param.expression, definitions):
+        if element.steps == ():
+            prefixes.append(None)
+        elif element.steps is not None and len(element.steps) == 1 and element.steps[0][0] == "child":
+            prefixes.append(element.steps[0][1])
+        else:
+            return None
+    if not prefixes or len(set(prefixes)) != len(prefixes) or sum(p is not None for p in prefixes) > 1:
+        return None  # two child elements would share grp numbers
+    codes: list[str] = []
+    claims: list[tuple[str, Steps, str | None]] = []
+    for component in param.component:
+        definition = parameter_by_url(definitions, component["definition"])
+        indexed = params.get(definition.code) if definition is not None else None
+        if indexed is None or indexed.type != definition.type or indexed.type not in INDEX_TABLES:  # type: ignore[union-attr]
+            return None
+        if indexed.code in RESOURCE_COLUMN_PARAMETERS or component["expression"].startswith("%resource"):
+            return None
+        parts = compile_members(None, component["expression"], definitions)
+        if not parts or any(part.steps is None for part in parts):
+            return None
+        members = {m.steps for m in compile_members(resource_type, indexed.expression, definitions) if m.steps is not None}
+        for prefix in prefixes:
+            head: Steps = () if prefix is None else (("child", prefix),)
+            for part in parts:
+                steps = head + part.steps  # type: ignore[operator]
+                # an index step picks from all elements at once, not from each one
+                if steps not in members or any(kind == "index" for kind, _ in steps):
+                    return None
+                claims.append((indexed.code, steps, prefix))
+        codes.append(indexed.code)
+    return tuple(codes), claims
 
 
 # -- plans: what one resource type yields --------------------------------------------------------
 
+_UNGROUPED = object()
+
+
 class _SimplePlan:
     """One search parameter whose values convert to rows of its type's table."""
 
-    def __init__(self, res_type: str, code: str, kind: str, extractors: list[Extractor]) -> None:
+    def __init__(
+        self, res_type: str, code: str, kind: str, members: list[Member],
+        groups: dict[Steps, str | None], definitions: Definitions,
+    ) -> None:
         self.code = code
         self.converter = _CONVERTERS[kind]
-        self.extractors = extractors
+        self.walks: list[tuple[Extractor, Any]] = []
+        # the resource's own elements where the paths start; None when some path starts elsewhere
+        self.top_keys: set[str] | None = set()
+        for member in members:
+            steps = member.steps
+            prefix = groups.get(steps, _UNGROUPED) if steps is not None else _UNGROUPED
+            walk = member.extract
+            if isinstance(prefix, str):
+                walk = walker(steps[1:], definitions)  # type: ignore[index]
+            self.walks.append((walk, prefix))
+            if self.top_keys is not None:
+                if steps and steps[0][0] == "child":
+                    self.top_keys.add(steps[0][1])
+                else:
+                    self.top_keys = None
         self.keys = {"": (code, param_key(res_type, code))}
         for suffix in (IDENTIFIER_SUFFIX, OF_TYPE_SUFFIX):
             self.keys[suffix] = (code + suffix, param_key(res_type, code + suffix))
 
     def emit(self, resource: dict, rows: IndexRows) -> None:
         seen: set[tuple] = set()
+        for walk, prefix in self.walks:
+            if prefix is _UNGROUPED:
+                self._add(walk(resource), None, seen, rows)
+            elif prefix is None:
+                self._add(walk(resource), 0, seen, rows)
+            else:
+                elements = resource.get(prefix)
+                if elements is None:
+                    continue
+                for index, element in enumerate(elements if type(elements) is list else [elements]):
+                    if element is not None:
+                        self._add(walk(element), index + 1, seen, rows)
+
+    def _add(self, values: list[Any], group: int | None, seen: set[tuple], rows: IndexRows) -> None:
         keys = self.keys
-        converter = self.converter
-        for extractor in self.extractors:
-            for value in extractor(resource):
-                for table, suffix, columns in converter(value):
-                    name, pkey = keys[suffix]
-                    row = (name, pkey, None, *columns)
-                    if row not in seen:
-                        seen.add(row)
-                        rows[table].append(row)
+        for value in values:
+            for table, suffix, columns in self.converter(value):
+                name, pkey = keys[suffix]
+                row = (name, pkey, group, *columns)
+                if row not in seen:
+                    seen.add(row)
+                    rows[table].append(row)
 
 
 class _CompositePlan:
@@ -583,6 +752,24 @@ class _ValueSetConceptPlan:
         rows["token"].extend((name, pkey, None, system, code, None) for system, code in sorted(seen, key=str))
 
 
+class _Dispatch:
+    """A resource type's plans, by the top-level element their paths start with: a resource
+    holds a dozen of the elements some forty parameters look at, so most plans need not run."""
+
+    def __init__(self, plans: list[Any]) -> None:
+        self.plans = plans
+        self.always: list[int] = []
+        by_key: dict[str, list[int]] = {}
+        for index, plan in enumerate(plans):
+            keys = plan.top_keys if isinstance(plan, _SimplePlan) else None
+            if keys is None:
+                self.always.append(index)
+            else:
+                for key in keys:
+                    by_key.setdefault(key, []).append(index)
+        self.by_key = {key: tuple(indexes) for key, indexes in by_key.items()}
+
+
 class IndexExtractor:
     """Turns a resource into rows for the typed `idx_*` tables."""
 
@@ -590,27 +777,33 @@ class IndexExtractor:
         self.definitions = definitions
         self.local_prefix = base_url.rstrip("/") + "/" if base_url else None
         self._generation = getattr(definitions, "generation", 0)
-        self._plans: dict[str, list[Any]] = {}
+        self._plans: dict[str, _Dispatch] = {}
         self.stats: dict[str, ExtractorStats] = {}
 
     def plan(self, resource_type: str) -> list[Any]:
+        return self._dispatch(resource_type).plans
+
+    def _dispatch(self, resource_type: str) -> _Dispatch:
         generation = getattr(self.definitions, "generation", 0)
         if generation != self._generation:
             self._plans, self.stats, self._generation = {}, {}, generation
         found = self._plans.get(resource_type)
         if found is None:
-            found = self._build_plan(resource_type)
+            found = _Dispatch(self._build_plan(resource_type))
             self._plans[resource_type] = found
         return found
 
     def _build_plan(self, resource_type: str) -> list[Any]:
         stats = ExtractorStats(fallback_parameters=[])
+        layout = composite_layout(self.definitions, resource_type)
         plans: list[Any] = []
         for param in self.definitions.search_parameters_for(resource_type).values():
             if param.code in RESOURCE_COLUMN_PARAMETERS or not param.expression or param.type not in INDEXED_TYPES:
                 continue
+            if param.code in layout.joined:
+                continue  # searched through its components' own rows
             before = stats.fallback + stats.failed
-            plan = self._param_plan(resource_type, param, stats)
+            plan = self._param_plan(resource_type, param, stats, layout)
             if stats.fallback + stats.failed > before:
                 stats.fallback_parameters.append(param.code)  # type: ignore[union-attr]
             if plan is not None:
@@ -620,10 +813,11 @@ class IndexExtractor:
         self.stats[resource_type] = stats
         return plans
 
-    def _param_plan(self, resource_type: str, param: SearchParameter, stats: ExtractorStats) -> Any:
-        extractors = compile_expression(resource_type, param.expression, self.definitions, stats)
-        if not extractors:
+    def _param_plan(self, resource_type: str, param: SearchParameter, stats: ExtractorStats, layout: CompositeLayout) -> Any:
+        members = compile_members(resource_type, param.expression, self.definitions, stats)
+        if not members:
             return None
+        extractors = [member.extract for member in members]
         if param.type == "composite":
             components = []
             for component in param.component:
@@ -643,12 +837,21 @@ class IndexExtractor:
             return _CompositePlan(resource_type, param.code, extractors, components) if components else None
         if param.type == "special":
             return _NearPlan(resource_type, param.code, extractors) if param.code == "near" else None
-        return _SimplePlan(resource_type, param.code, param.type, extractors)
+        groups = layout.groups.get(param.code, {})
+        return _SimplePlan(resource_type, param.code, param.type, members, groups, self.definitions)
 
     def rows(self, resource_type: str, resource: dict) -> IndexRows:
         rows: IndexRows = {table: [] for table in INDEX_TABLES}
-        for plan in self.plan(resource_type):
-            plan.emit(resource, rows)
+        dispatch = self._dispatch(resource_type)
+        by_key = dispatch.by_key
+        chosen = set(dispatch.always)
+        for key in resource:
+            found = by_key.get(key)
+            if found is not None:
+                chosen.update(found)
+        plans = dispatch.plans
+        for index in sorted(chosen):
+            plans[index].emit(resource, rows)
         if self.local_prefix and rows["reference"]:
             rows["reference"] = [self._localised(row) for row in rows["reference"]]
         return rows

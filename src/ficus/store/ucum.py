@@ -53,14 +53,27 @@ def _sorted_dims(dims: dict[str, int]) -> tuple[tuple[str, int], ...]:
 
 def canonical(value: float, code: str) -> tuple[float, str] | None:
     """`value code` in canonical units, or None when `code` is not a UCUM unit we can convert."""
+    found = conversion(code)
+    if found is None:
+        return None
+    scale, offset, canonical_code = found
+    if offset:
+        return float(f"{value * scale + offset:.12g}"), canonical_code
+    return float(f"{value * scale:.12g}"), canonical_code
+
+
+@functools.lru_cache(maxsize=4096)
+def conversion(code: str) -> tuple[float, float, str] | None:
+    """(scale, offset, canonical code) of a unit, worked out once per code: a data set uses a few
+    dozen units over and over."""
     special = UNITS.get(code)
     if special and special[1] in _OFFSETS:
         scale, offset = _OFFSETS[special[1]]
-        return float(f"{value * scale + offset:.12g}"), "K"
+        return scale, offset, "K"
     unit = parse(code)
     if unit is None:
         return None
-    return float(f"{value * unit.factor:.12g}"), unit.code
+    return unit.factor, 0.0, unit.code
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,6 +1,7 @@
 """composite: `a$b` where each part is a value of a component parameter, all matched on the
-same element (e.g. one Observation.component's code and value). Component rows are indexed
-under `code$i` and share the element's `grp` number."""
+same element (e.g. one Observation.component's code and value). Most composites join their
+component parameters' own rows on (rid, grp), grp numbering the element; the others (see
+`composite_layout`) have copies of the component rows under `code$i` sharing a `grp`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ficus.search.types.base import (
     register,
 )
 from ficus.spec import SearchParameter
-from ficus.store.indexing import component_code, param_key, parameter_by_url
+from ficus.store.indexing import component_code, composite_layout, param_key, parameter_by_url
 
 
 @register
@@ -38,7 +39,9 @@ class CompositeType(SearchType):
         components = self.components(ctx, param)
         if components is None:
             raise invalid(name, f"The composite parameter '{param.code}' has components this server cannot search")
-        keys = [param_key(target.res_type, component_code(param.code, i)) for i in range(len(components))]
+        joined = composite_layout(ctx.definitions, target.res_type).joined.get(param.code)
+        names = joined or [component_code(param.code, i) for i in range(len(components))]
+        keys = [param_key(target.res_type, name) for name in names]
         aliases = [ctx.alias("c") for _ in components]
         first = aliases[0]
         joins = "".join(
