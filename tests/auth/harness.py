@@ -1,10 +1,11 @@
-"""The Ficus app with the SMART wiring proposed for `ficus.app.create_app`, and a browser stand-in.
+"""The Ficus app with an authenticator a test configures, and a browser stand-in.
 
-`smart_app` builds what `create_app(settings)` builds, plus the three auth hooks: the
+`smart_app` wires what `create_app(settings)` wires for `FICUS_AUTH=smart|external` - the
 authenticator's routes before the FHIR catch-all, `caller()` in the worker thread of each FHIR
 request (an `AuthError` becomes its status with a `WWW-Authenticate` header), and the
-`rest.security` of the CapabilityStatement. Once `create_app` has that wiring, these tests can
-use it directly.
+`rest.security` of the CapabilityStatement - but takes the authenticator as built by the test
+(short lifetimes, a JWKS fetcher of its own). Tests of the deployed app itself use `create_app`
+(`test_wiring`, `test_cors`, `test_browser`) or `ficus serve` (`test_live_server`).
 """
 
 from __future__ import annotations

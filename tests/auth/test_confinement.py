@@ -203,3 +203,21 @@ def test_type_and_system_history_are_confined(app_client: TestClient, records: R
 
 def test_history_of_a_type_the_token_cannot_see_is_403(app_client: TestClient, records: Records) -> None:
     assert app_client.get(f"{BASE}/Task/_history", headers=records.reader).status_code == 403
+
+
+def test_batch_entries_are_confined_like_single_requests(app_client: TestClient, records: Records) -> None:
+    world = records.world
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": f"Observation/{world.obs_b}"}},
+        {"request": {"method": "GET", "url": f"Practitioner?_has:Observation:performer:subject=Patient/{world.patient_b}"}},
+        {"request": {"method": "GET", "url": "Observation/_history"}},
+        {"request": {"method": "GET", "url": f"Observation/{world.obs_a}"}},
+    ]}
+    entries = app_client.post(f"{BASE}/", json=batch, headers=records.reader).json()["entry"]
+    assert entries[0]["response"]["status"].startswith("403")
+    assert entries[0]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    found = [e["resource"]["id"] for e in entries[1]["resource"].get("entry", []) if e["search"]["mode"] == "match"]
+    assert found == []
+    history_ids = {e["resource"]["id"] for e in entries[2]["resource"]["entry"]}
+    assert world.obs_b not in history_ids and world.obs_a in history_ids
+    assert entries[3]["response"]["status"].startswith("200")

@@ -185,6 +185,8 @@ class Interactions:
         # a token restricted to a patient or by granular scopes sees the history of the
         # resources it may see now, minus their versions it could not have seen
         confine = None if res_id else self.policy.confinement(request.caller, "s")
+        if confine is not None and res_type and confine(res_type) is None:
+            confine = None  # the whole type is open to this token
         within = None
         if confine is not None:
             types = [res_type] if res_type else sorted(self.definitions.resource_types)

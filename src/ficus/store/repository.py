@@ -126,10 +126,7 @@ class Repository:
                 conditions.append(f"{column} = ?")
                 params.append(value)
         if within is not None:
-            conditions.append(
-                "EXISTS (SELECT 1 FROM resource r WHERE r.res_type = resource_version.res_type "
-                f"AND r.res_id = resource_version.res_id AND {within[0]})"
-            )
+            conditions.append(f"rid IN (SELECT r.rid FROM resource r WHERE {within[0]})")
             params += within[1]
         if since is not None:
             conditions.append("last_updated >= ?")
