@@ -165,3 +165,19 @@ def test_changes_before_a_destination_was_added_are_not_sent(
         create(client, patient("After", "5002"))
         consumer.wait_for(1)
         assert [family(m) for m in settle(consumer)] == ["After"]
+
+
+def test_changes_made_before_any_worker_ran_reach_a_destination_added_before_them(
+        database_url: str, store: OutboundStore, consumer: Consumer, fast_outbound: None) -> None:
+    from ficus.app import create_app
+    from ficus.config import Settings
+    from ficus.spec import definitions
+    from ficus.store.repository import Repository
+
+    store.add_destination("lis", "127.0.0.1", consumer.port, ("adt",), "FICUS", "HOSP", "LIS", "LAB")
+    with Repository(store.database, definitions()).transaction() as writer:  # no server is running yet
+        writer.create(patient("Early", "6001"), "early")
+    app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+    with TestClient(app, base_url="http://testserver/fhir/"):
+        consumer.wait_for(1)
+        assert [family(m) for m in settle(consumer)] == ["Early"]

@@ -1,5 +1,5 @@
-"""Two `ficus hl7 deliver` processes on one PostgreSQL: every message reaches the consumer
-exactly once and each patient's messages in order."""
+"""Real processes: `ficus serve` delivers to its destinations, and two `ficus hl7 deliver`
+processes on one PostgreSQL deliver every message exactly once, each patient's in order."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
+
+from conftest import ServerProcess
 
 from ficus.hl7v2.outbound.store import OutboundStore
 from ficus.spec import definitions
@@ -19,7 +22,7 @@ from ficus.store.database import open_database
 from ficus.store.repository import Repository
 
 from .outbound_consumer import Consumer, control_id
-from .outbound_support import OUTBOUND_TABLES, field, settle
+from .outbound_support import OUTBOUND_TABLES, field, settle, store  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -73,3 +76,23 @@ def test_two_processes_deliver_each_message_exactly_once_in_order(pg_url: str, d
         mine = [m for m in received if field(m, "PID", 3).startswith(f"p{patient}^")]
         assert [field(m, "PID", 5) for m in mine] == [f"v{n}" for n in range(10)]
         assert [field(m, "MSH", 9).split("^")[1] for m in mine] == ["A04"] + ["A08"] * 9
+
+
+def test_ficus_serve_delivers_to_the_configured_destinations(database_url: str, store: OutboundStore,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FICUS_JOBS_POLL_SECONDS", "0.05")
+    consumer = Consumer().start()
+    store.add_destination("lis", "127.0.0.1", consumer.port, ("adt", "oru"), "FICUS", "HOSP", "LIS", "LAB")
+    server = ServerProcess(database_url)
+    try:
+        response = httpx.post(f"{server.base_url}/Patient", json={
+            "resourceType": "Patient", "identifier": [{"system": "urn:ficus:hl7v2:HOSP", "value": "9001"}],
+            "name": [{"family": "Served"}], "birthDate": "1990-05-06"})
+        assert response.status_code == 201
+        message = consumer.wait_for(1)[0]
+        assert field(message, "MSH", 9) == "ADT^A04^ADT_A01"
+        assert field(message, "PID", 3).startswith("9001^^^HOSP")
+        assert field(message, "PID", 7) == "19900506"
+    finally:
+        server.stop()
+        consumer.shutdown()

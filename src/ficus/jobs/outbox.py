@@ -49,20 +49,27 @@ class OutboxConsumer:
         self.batch = batch
         self._postgres = database.dialect == "postgresql"
 
-    def register(self, from_start: bool = False) -> int:
-        """Create the cursor if it does not exist, at the current end of the outbox (or at its
-        start with `from_start`); returns its position."""
+    def register(self) -> int:
+        """Create the cursor, at the current end of the outbox, if it does not exist; returns its position."""
         with self.database.session(write=True) as tx:
-            row = tx.execute("SELECT position FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()
-            if row is not None:
-                return row[0]
-            position = 0 if from_start else latest_seq(tx)
-            tx.execute(
-                "INSERT INTO outbox_consumer (name, position, gap_horizon, updated) VALUES (?, ?, NULL, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                (self.name, position, now_micros()),
-            )
-            return tx.execute("SELECT position FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()[0]
+            return self.hold(tx)
+
+    def hold(self, tx: Cursor) -> int:
+        """The cursor's position (created at the end of the outbox if missing), held until `tx`
+        ends: this consumer reads no events meanwhile, so what `tx` commits is in effect for
+        every batch it reads after."""
+        if self._postgres:
+            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (self._lock_key,))
+        tx.execute(
+            "INSERT INTO outbox_consumer (name, position, gap_horizon, updated) VALUES (?, ?, NULL, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (self.name, latest_seq(tx), now_micros()),
+        )
+        return tx.execute("SELECT position FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()[0]
+
+    @property
+    def _lock_key(self) -> str:
+        return f"ficus-outbox-consumer:{self.name}"
 
     def position(self) -> int | None:
         with self.database.session() as tx:
@@ -96,7 +103,7 @@ class OutboxConsumer:
         events were handled, or None while another process holds this consumer's cursor."""
         with self.database.session(write=True) as tx:
             if self._postgres and not tx.execute(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (f"ficus-outbox-consumer:{self.name}",)
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (self._lock_key,)
             ).fetchone()[0]:
                 return None
             row = tx.execute("SELECT position, gap_horizon FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()

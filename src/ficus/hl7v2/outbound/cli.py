@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -164,10 +165,13 @@ def deliver(database_url: str | None = typer.Option(None, help=DATABASE_HELP)) -
                             OutboundSettings.from_environment())
 
     async def run() -> None:
+        stopping = asyncio.Event()
+        # on SIGTERM, stop cleanly so the leases are released at once rather than left to expire
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
         await worker.start()
         typer.echo("Ficus HL7 v2 outbound delivery running")
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
             await worker.stop()
 

@@ -13,13 +13,11 @@ from ficus.fhirtime import format_instant, now_micros
 from ficus.hl7v2.outbound.encoding import dtm
 from ficus.hl7v2.outbound.messages import SOURCE_TYPES, Draft, MessageBuilder
 from ficus.hl7v2.outbound.segments import Header
-from ficus.hl7v2.outbound.store import FAILED, PENDING, Destination, OutboundStore
+from ficus.hl7v2.outbound.store import CONSUMER, FAILED, PENDING, Destination, OutboundStore
 from ficus.jobs.outbox import OutboxConsumer, OutboxEvent
 from ficus.store.database import Cursor
 
 log = logging.getLogger("ficus.hl7v2.outbound")
-
-CONSUMER = "hl7v2-outbound"
 
 
 class Fanout:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ficus.fhirtime import now_micros
-from ficus.jobs.outbox import latest_seq
+from ficus.jobs.outbox import OutboxConsumer, latest_seq
 from ficus.store.database import Cursor, Database
 
+CONSUMER = "hl7v2-outbound"  # the outbox consumer that queues the messages
 KINDS = ("adt", "oru")  # what a destination may take: ADT (Patient, Encounter), ORU (results)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 STATUSES = (PENDING, SENT, FAILED)
@@ -83,15 +84,20 @@ class OutboundStore:
 
     def add_destination(self, name: str, host: str, port: int, kinds: Sequence[str], sending_application: str,
                         sending_facility: str, receiving_application: str, receiving_facility: str) -> Destination:
-        """A new destination; it receives the changes committed from now on. KeyError if the name is taken."""
+        """A new destination; it receives the changes committed from now on. KeyError if the name is taken.
+
+        The outbound consumer is held meanwhile (and created if no worker ever ran), so no batch
+        it is reading can miss the new destination, nor a worker that starts later skip changes."""
         with self.database.session(write=True) as tx:
             if tx.execute("SELECT 1 FROM hl7_destination WHERE name = ?", (name,)).fetchone():
                 raise KeyError(f"A destination named {name!r} exists already")
+            OutboxConsumer(self.database, CONSUMER).hold(tx)
+            since = latest_seq(tx)
             now = now_micros()
             tx.execute(
                 f"INSERT INTO hl7_destination ({_DESTINATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?)",
                 (name, host, port, ",".join(kinds), sending_application, sending_facility, receiving_application,
-                 receiving_facility, latest_seq(tx), now),
+                 receiving_facility, since, now),
             )
             return self._destination(tx, name)  # type: ignore[return-value]
 
