@@ -18,7 +18,14 @@ import hl7
 
 from ficus.fhirtime import now_micros
 from ficus.hl7v2.mllp import FrameError, FrameReader, frame
-from ficus.hl7v2.outbound.store import FAILED, PENDING, SENT, Destination, OutboundMessage, OutboundStore
+from ficus.hl7v2.outbound.store import (
+    FAILED,
+    PENDING,
+    SENT,
+    Destination,
+    OutboundMessage,
+    OutboundStore,
+)
 from ficus.jobs.lease import Lease
 
 log = logging.getLogger("ficus.hl7v2.outbound")
@@ -92,7 +99,7 @@ class Courier:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.destination.host, self.destination.port), self.policy.ack_timeout)
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             await self._unreachable(messages[0], f"Cannot connect to {self._address}: {error or 'timeout'}")
             return 0, False
         frames = FrameReader(reader)
@@ -111,7 +118,7 @@ class Courier:
                     if ack is None:
                         raise NoAcknowledgement(f"{self._address} closed the connection without an ACK")
                     code, text = read_ack(ack, message.control_id)
-                except (OSError, asyncio.TimeoutError, FrameError, NoAcknowledgement) as error:
+                except (TimeoutError, OSError, FrameError, NoAcknowledgement) as error:
                     await self._unreachable(message, str(error) or f"No ACK from {self._address} within {self.policy.ack_timeout} s")
                     return accepted, False
                 if not await asyncio.to_thread(self._answered, message, code, text):

@@ -54,7 +54,7 @@ class Fanout:
                 continue
             try:
                 draft = self.builder.draft(tx, event)
-            except Exception as error:  # noqa: BLE001 - one bad resource must not stop the queue
+            except Exception as error:
                 log.exception("Could not build the v2 message of %s", event.reference)
                 rows += [_failed_row(d, event, kind, f"Could not build the message: {error}") for d in targets]
                 continue

@@ -9,8 +9,8 @@ from starlette.testclient import TestClient
 
 from ficus.hl7v2.outbound.store import OutboundStore
 
-from .outbound_consumer import Consumer, control_id
-from .outbound_support import consumer, fast_outbound, fhir, field, settle, store, wait_until  # noqa: F401
+from .consumer import Consumer, control_id
+from .support import field, settle, wait_until
 
 MRN_SYSTEM = "urn:ficus:hl7v2:HOSP"
 

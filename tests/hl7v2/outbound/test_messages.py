@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from ficus.hl7v2.outbound.encoding import ReverseVocabulary, dtm, escape
 from ficus.hl7v2.outbound.oru import observation_value
 
-from .outbound_consumer import Consumer
-from .outbound_support import consumer, fast_outbound, fhir, field, segments, settle, store  # noqa: F401
+from .consumer import Consumer
+from .support import field, segments, settle
 
 LOINC, SNOMED, UCUM = "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -172,7 +172,7 @@ def test_a_lone_observation_with_components_is_an_oru_with_an_obx_per_component(
 
 @pytest.mark.parametrize(("value", "expected"), [
     ({"valueQuantity": {"value": Decimal("7.20"), "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}}, ("NM", "7.20", "mmol/L^mmol/L^UCUM")),
-    ({"valueQuantity": {"value": Decimal("5"), "comparator": "<", "unit": "U/L"}}, ("SN", "<^5", "U/L")),
+    ({"valueQuantity": {"value": Decimal(5), "comparator": "<", "unit": "U/L"}}, ("SN", "<^5", "U/L")),
     ({"valueInteger": 3}, ("NM", "3", "")),
     ({"valueString": "a^b|c"}, ("ST", "a\\S\\b\\F\\c", "")),
     ({"valueString": "line one\nline two"}, ("TX", "line one\\.br\\line two", "")),

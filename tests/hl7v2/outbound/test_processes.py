@@ -15,14 +15,13 @@ import psycopg
 import pytest
 
 from conftest import ServerProcess
-
 from ficus.hl7v2.outbound.store import OutboundStore
 from ficus.spec import definitions
 from ficus.store.database import open_database
 from ficus.store.repository import Repository
 
-from .outbound_consumer import Consumer, control_id
-from .outbound_support import OUTBOUND_TABLES, field, settle, store  # noqa: F401
+from .consumer import Consumer, control_id
+from .support import OUTBOUND_TABLES, field, reset_outbound, settle
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +37,14 @@ def pg_url(postgres_database: str) -> str:
 def delivering(pg_url: str) -> Iterator[list[subprocess.Popen]]:
     env = {**os.environ, "FICUS_DATABASE_URL": pg_url, "FICUS_JOBS_POLL_SECONDS": "0.05",
            "FICUS_JOBS_IDLE_SECONDS": "0.1", "FICUS_HL7_RETRY_SECONDS": "0.1", "FICUS_HL7_RETRY_MAX_SECONDS": "0.5"}
-    processes = [subprocess.Popen([sys.executable, "-m", "ficus.cli", "hl7", "deliver"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=tempfile.TemporaryFile()) for _ in range(2)]
-    yield processes
-    for process in processes:
-        process.terminate()
-        process.wait(10)
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block them
+        processes = [subprocess.Popen([sys.executable, "-m", "ficus.cli", "hl7", "deliver"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=log) for _ in range(2)]
+        yield processes
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+    reset_outbound(pg_url)
 
 
 def test_two_processes_deliver_each_message_exactly_once_in_order(pg_url: str, delivering: list) -> None:

@@ -7,8 +7,6 @@ from typer.testing import CliRunner
 from ficus.hl7v2.cli import hl7_app
 from ficus.hl7v2.outbound.store import FAILED, OutboundStore
 
-from .outbound_support import store  # noqa: F401
-
 runner = CliRunner()
 
 
