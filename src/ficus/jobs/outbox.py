@@ -4,9 +4,9 @@ in commit order, in the same transaction that moves its cursor, shared safely by
 On PostgreSQL, outbox seqs are taken before commit, so a seq can become visible after a higher
 one. The cursor never passes a missing seq until every transaction that could still hold it has
 ended (a transaction id taken when the gap is seen, compared later with the snapshot's xmin);
-a seq still missing then was rolled back. Processes take turns on a cursor with an advisory
-lock, so one that finds it busy moves on instead of waiting. SQLite
-serialises writers, so its seqs commit in order and a missing one was never committed.
+a seq still missing then was rolled back. SQLite serialises writers, so its seqs commit in
+order and a missing one was never committed. Processes take turns on a cursor with an advisory
+lock, so one that finds it busy moves on instead of waiting.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from dataclasses import dataclass
 
 from ficus.fhirtime import now_micros
 from ficus.store.database import Cursor, Database
-
-CHANNEL = "ficus_outbox"  # PostgreSQL NOTIFY channel raised by every outbox insert
-
 
 @dataclass(frozen=True)
 class OutboxEvent:
