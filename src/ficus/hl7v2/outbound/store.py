@@ -187,6 +187,10 @@ class OutboundStore:
                next_attempt: int | None = None, attempted: bool = True) -> None:
         """The outcome of one attempt: `status` sent/failed, or pending again at `next_attempt`."""
         with self.database.session(write=True) as tx:
+            if self.database.dialect == "postgresql":
+                # not waiting for the WAL flush: a database crash can forget the last few outcomes,
+                # which only sends those messages again (same MSH-10); it never loses one
+                tx.execute("SET LOCAL synchronous_commit = off")
             tx.execute(
                 "UPDATE hl7_outbound SET status = ?, ack_code = ?, error = ?, attempts = attempts + ?, "
                 "next_attempt = COALESCE(?, next_attempt), updated = ? WHERE id = ?",
