@@ -15,7 +15,7 @@ from ficus.hl7v2.outbound.store import KINDS, STATUSES, OutboundStore
 DATABASE_HELP = "Database URL (default: FICUS_DATABASE_URL)."
 
 destinations_app = typer.Typer(help="MLLP destinations that receive ADT and ORU messages.", no_args_is_help=True)
-outbound_app = typer.Typer(help="The outbound message queue: status, retry.", no_args_is_help=True)
+outbound_app = typer.Typer(help="The outbound message queue: status, retry, purge.", no_args_is_help=True)
 
 
 def _store(database_url: str | None) -> OutboundStore:
@@ -143,6 +143,24 @@ def retry(
     finally:
         store.database.close()
     typer.echo(f"Queued {count} messages again")
+
+
+@outbound_app.command("purge")
+def purge(
+    days: float = typer.Option(30.0, help="Delete messages finished more than this many days ago."),
+    failed: bool = typer.Option(False, "--failed", help="Also delete dead-lettered (failed) messages."),
+    database_url: str | None = typer.Option(None, help=DATABASE_HELP),
+) -> None:
+    """Delete old delivered messages (and, with --failed, old dead letters); pending ones stay."""
+    from ficus.fhirtime import now_micros
+    from ficus.hl7v2.outbound.store import FAILED, SENT
+
+    store = _store(database_url)
+    try:
+        count = store.purge(now_micros() - int(days * 86_400_000_000), (SENT, FAILED) if failed else (SENT,))
+    finally:
+        store.database.close()
+    typer.echo(f"Deleted {count} messages")
 
 
 def deliver(database_url: str | None = typer.Option(None, help=DATABASE_HELP)) -> None:

@@ -215,6 +215,15 @@ class OutboundStore:
             ).fetchall()
         return len(rows)
 
+    def purge(self, before: int, statuses: Sequence[str] = (SENT,)) -> int:
+        """Delete messages of `statuses` last updated before `before` (µs); returns how many."""
+        marks = ", ".join("?" * len(statuses))
+        with self.database.session(write=True) as tx:
+            rows = tx.execute(
+                f"DELETE FROM hl7_outbound WHERE status IN ({marks}) AND updated < ? RETURNING id", (*statuses, before)
+            ).fetchall()
+        return len(rows)
+
     # -- what an operator sees ------------------------------------------------------------
 
     def counts(self) -> dict[str, dict[str, int]]:
