@@ -42,6 +42,7 @@ class OutboundSettings:
         return cls(
             poll_seconds=float(env.get("FICUS_JOBS_POLL_SECONDS", "0.25")),
             idle_seconds=float(env.get("FICUS_JOBS_IDLE_SECONDS", "5")),
+            lease_seconds=float(env.get("FICUS_JOBS_LEASE_SECONDS", "60")),
             retry=RetryPolicy(
                 base_seconds=float(env.get("FICUS_HL7_RETRY_SECONDS", "2")),
                 max_seconds=float(env.get("FICUS_HL7_RETRY_MAX_SECONDS", "300")),
