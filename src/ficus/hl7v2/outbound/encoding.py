@@ -57,8 +57,7 @@ def repetitions(values: Iterable[str | None]) -> str:
 
 def format_decimal(value: Decimal | float) -> str:
     """A number as written in FHIR (72.50 stays 72.50), never in exponent form."""
-    text = format(value, "f") if isinstance(value, Decimal) else str(value)
-    return text
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 # -- dates and times ------------------------------------------------------------------------
