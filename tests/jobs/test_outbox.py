@@ -105,7 +105,7 @@ def test_a_seq_held_by_an_open_transaction_is_not_passed(pg_repository: Reposito
     consumer.register()
     with pg_repository.transaction() as slow:
         slow.create({"resourceType": "Patient"}, "slow")
-        slow.tx  # flushes: the outbox row and its seq exist, uncommitted
+        slow.flush()  # the outbox row and its seq exist, uncommitted
         fast = threading.Thread(target=create_patient, args=(pg_repository, "fast"))
         fast.start()
         fast.join()
@@ -120,7 +120,7 @@ def test_a_rolled_back_seq_is_skipped_once_its_transaction_ended(pg_repository: 
     consumer.register()
     with pytest.raises(RuntimeError), pg_repository.transaction() as doomed:
         doomed.create({"resourceType": "Patient"}, "doomed")
-        doomed.tx
+        doomed.flush()
         fast = threading.Thread(target=create_patient, args=(pg_repository, "fast"))
         fast.start()
         fast.join()

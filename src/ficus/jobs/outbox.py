@@ -4,9 +4,9 @@ in commit order, in the same transaction that moves its cursor, shared safely by
 On PostgreSQL, outbox seqs are taken before commit, so a seq can become visible after a higher
 one. The cursor never passes a missing seq until every transaction that could still hold it has
 ended (a transaction id taken when the gap is seen, compared later with the snapshot's xmin);
-a seq still missing then was rolled back. Processes take turns on a cursor with an advisory
-lock, so one that finds it busy moves on instead of waiting. SQLite
-serialises writers, so its seqs commit in order and a missing one was never committed.
+a seq still missing then was rolled back. SQLite serialises writers, so its seqs commit in
+order and a missing one was never committed. Processes take turns on a cursor with an advisory
+lock, so one that finds it busy moves on instead of waiting.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from dataclasses import dataclass
 
 from ficus.fhirtime import now_micros
 from ficus.store.database import Cursor, Database
-
-CHANNEL = "ficus_outbox"  # PostgreSQL NOTIFY channel raised by every outbox insert
-
 
 @dataclass(frozen=True)
 class OutboxEvent:
@@ -49,20 +46,27 @@ class OutboxConsumer:
         self.batch = batch
         self._postgres = database.dialect == "postgresql"
 
-    def register(self, from_start: bool = False) -> int:
-        """Create the cursor if it does not exist, at the current end of the outbox (or at its
-        start with `from_start`); returns its position."""
+    def register(self) -> int:
+        """Create the cursor, at the current end of the outbox, if it does not exist; returns its position."""
         with self.database.session(write=True) as tx:
-            row = tx.execute("SELECT position FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()
-            if row is not None:
-                return row[0]
-            position = 0 if from_start else latest_seq(tx)
-            tx.execute(
-                "INSERT INTO outbox_consumer (name, position, gap_horizon, updated) VALUES (?, ?, NULL, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                (self.name, position, now_micros()),
-            )
-            return tx.execute("SELECT position FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()[0]
+            return self.hold(tx)
+
+    def hold(self, tx: Cursor) -> int:
+        """The cursor's position (created at the end of the outbox if missing), held until `tx`
+        ends: this consumer reads no events meanwhile, so what `tx` commits is in effect for
+        every batch it reads after."""
+        if self._postgres:
+            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (self._lock_key,))
+        tx.execute(
+            "INSERT INTO outbox_consumer (name, position, gap_horizon, updated) VALUES (?, ?, NULL, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (self.name, latest_seq(tx), now_micros()),
+        )
+        return tx.execute("SELECT position FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()[0]
+
+    @property
+    def _lock_key(self) -> str:
+        return f"ficus-outbox-consumer:{self.name}"
 
     def position(self) -> int | None:
         with self.database.session() as tx:
@@ -96,7 +100,7 @@ class OutboxConsumer:
         events were handled, or None while another process holds this consumer's cursor."""
         with self.database.session(write=True) as tx:
             if self._postgres and not tx.execute(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (f"ficus-outbox-consumer:{self.name}",)
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (self._lock_key,)
             ).fetchone()[0]:
                 return None
             row = tx.execute("SELECT position, gap_horizon FROM outbox_consumer WHERE name = ?", (self.name,)).fetchone()

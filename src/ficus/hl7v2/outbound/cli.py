@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from ficus.hl7v2.outbound.store import KINDS, STATUSES, OutboundStore
 DATABASE_HELP = "Database URL (default: FICUS_DATABASE_URL)."
 
 destinations_app = typer.Typer(help="MLLP destinations that receive ADT and ORU messages.", no_args_is_help=True)
-outbound_app = typer.Typer(help="The outbound message queue: status, retry.", no_args_is_help=True)
+outbound_app = typer.Typer(help="The outbound message queue: status, retry, purge.", no_args_is_help=True)
 
 
 def _store(database_url: str | None) -> OutboundStore:
@@ -144,6 +145,24 @@ def retry(
     typer.echo(f"Queued {count} messages again")
 
 
+@outbound_app.command("purge")
+def purge(
+    days: float = typer.Option(30.0, help="Delete messages finished more than this many days ago."),
+    failed: bool = typer.Option(False, "--failed", help="Also delete dead-lettered (failed) messages."),
+    database_url: str | None = typer.Option(None, help=DATABASE_HELP),
+) -> None:
+    """Delete old delivered messages (and, with --failed, old dead letters); pending ones stay."""
+    from ficus.fhirtime import now_micros
+    from ficus.hl7v2.outbound.store import FAILED, SENT
+
+    store = _store(database_url)
+    try:
+        count = store.purge(now_micros() - int(days * 86_400_000_000), (SENT, FAILED) if failed else (SENT,))
+    finally:
+        store.database.close()
+    typer.echo(f"Deleted {count} messages")
+
+
 def deliver(database_url: str | None = typer.Option(None, help=DATABASE_HELP)) -> None:
     """Deliver outbound messages without serving FHIR (as `ficus serve` does by default)."""
     import logging
@@ -164,10 +183,13 @@ def deliver(database_url: str | None = typer.Option(None, help=DATABASE_HELP)) -
                             OutboundSettings.from_environment())
 
     async def run() -> None:
+        stopping = asyncio.Event()
+        # on SIGTERM, stop cleanly so the leases are released at once rather than left to expire
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
         await worker.start()
         typer.echo("Ficus HL7 v2 outbound delivery running")
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
             await worker.stop()
 

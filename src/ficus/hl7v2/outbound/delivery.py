@@ -18,7 +18,14 @@ import hl7
 
 from ficus.fhirtime import now_micros
 from ficus.hl7v2.mllp import FrameError, FrameReader, frame
-from ficus.hl7v2.outbound.store import FAILED, PENDING, SENT, Destination, OutboundMessage, OutboundStore
+from ficus.hl7v2.outbound.store import (
+    FAILED,
+    PENDING,
+    SENT,
+    Destination,
+    OutboundMessage,
+    OutboundStore,
+)
 from ficus.jobs.lease import Lease
 
 log = logging.getLogger("ficus.hl7v2.outbound")
@@ -92,12 +99,15 @@ class Courier:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.destination.host, self.destination.port), self.policy.ack_timeout)
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             await self._unreachable(messages[0], f"Cannot connect to {self._address}: {error or 'timeout'}")
             return 0, False
         frames = FrameReader(reader)
         held: set[str] = set()  # lanes with a message waiting for a retry
         accepted = 0
+        # each ACK is recorded while the next message is on the wire (one commit's latency hidden
+        # per message); at most that one message is sent again if the process dies meanwhile
+        recording: asyncio.Future | None = None
         try:
             for message in messages:
                 if message.patient in held:
@@ -111,31 +121,37 @@ class Courier:
                     if ack is None:
                         raise NoAcknowledgement(f"{self._address} closed the connection without an ACK")
                     code, text = read_ack(ack, message.control_id)
-                except (OSError, asyncio.TimeoutError, FrameError, NoAcknowledgement) as error:
+                except (TimeoutError, OSError, FrameError, NoAcknowledgement) as error:
+                    if recording is not None:
+                        await recording
+                        recording = None
                     await self._unreachable(message, str(error) or f"No ACK from {self._address} within {self.policy.ack_timeout} s")
                     return accepted, False
-                if not await asyncio.to_thread(self._answered, message, code, text):
+                outcome = self._outcome(message, code, text)
+                if recording is not None:
+                    await recording
+                recording = asyncio.ensure_future(asyncio.to_thread(self.store.record, message.id, *outcome))
+                if outcome[0] == PENDING:
                     held.add(message.patient)
                 accepted += code in ACCEPTED
         finally:
             writer.close()
+            if recording is not None:
+                await recording
         if self.destination.failures:
             await asyncio.to_thread(self.store.destination_reached, name)
         return accepted, True
 
-    def _answered(self, message: OutboundMessage, code: str, text: str) -> bool:
-        """Record an ACK; returns False when the message stays pending (its lane waits)."""
+    def _outcome(self, message: OutboundMessage, code: str, text: str) -> tuple[str, str, str | None, int | None]:
+        """What an ACK makes of a message: (status, ACK code, error, next attempt)."""
         if code in ACCEPTED:
-            self.store.record(message.id, SENT, code, None)
-            return True
+            return SENT, code, None, None
         error = text or f"{code} without a reason"
         attempts = message.attempts + 1
         if code in REJECTED or attempts >= self.policy.max_attempts:
             log.warning("%s rejected message #%d (%s) with %s: %s", self.destination.name, message.id, message.source, code, error)
-            self.store.record(message.id, FAILED, code, error)
-            return True
-        self.store.record(message.id, PENDING, code, error, now_micros() + self.policy.delay(attempts))
-        return False
+            return FAILED, code, error, None
+        return PENDING, code, error, now_micros() + self.policy.delay(attempts)
 
     async def _unreachable(self, message: OutboundMessage, error: str) -> None:
         failures = self.destination.failures + 1

@@ -11,9 +11,9 @@ import csv
 import io
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import cache
 from importlib import resources
-from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -55,10 +55,9 @@ def repetitions(values: Iterable[str | None]) -> str:
     return REPETITION.join(value for value in values if value)
 
 
-def format_decimal(value: Decimal | float | int) -> str:
+def format_decimal(value: Decimal | float) -> str:
     """A number as written in FHIR (72.50 stays 72.50), never in exponent form."""
-    text = format(value, "f") if isinstance(value, Decimal) else str(value)
-    return text
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 # -- dates and times ------------------------------------------------------------------------

@@ -13,13 +13,11 @@ from ficus.fhirtime import format_instant, now_micros
 from ficus.hl7v2.outbound.encoding import dtm
 from ficus.hl7v2.outbound.messages import SOURCE_TYPES, Draft, MessageBuilder
 from ficus.hl7v2.outbound.segments import Header
-from ficus.hl7v2.outbound.store import FAILED, PENDING, Destination, OutboundStore
+from ficus.hl7v2.outbound.store import CONSUMER, FAILED, PENDING, Destination, OutboundStore
 from ficus.jobs.outbox import OutboxConsumer, OutboxEvent
 from ficus.store.database import Cursor
 
 log = logging.getLogger("ficus.hl7v2.outbound")
-
-CONSUMER = "hl7v2-outbound"
 
 
 class Fanout:
@@ -56,7 +54,7 @@ class Fanout:
                 continue
             try:
                 draft = self.builder.draft(tx, event)
-            except Exception as error:  # noqa: BLE001 - one bad resource must not stop the queue
+            except Exception as error:
                 log.exception("Could not build the v2 message of %s", event.reference)
                 rows += [_failed_row(d, event, kind, f"Could not build the message: {error}") for d in targets]
                 continue

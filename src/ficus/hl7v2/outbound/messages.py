@@ -2,8 +2,10 @@
 
 Patient and Encounter changes become ADT, DiagnosticReport and Observation changes ORU^R01.
 An Observation that a DiagnosticReport lists as a result travels in that report's ORU, not on
-its own. The message is built from the exact version the change wrote; the Patient in PID is
-the current one.
+its own. The message is built from the exact version the change wrote, and the resources it
+refers to (the Patient in PID, the Encounter, the results) as they were when the change was
+made, so a message does not depend on how long it waited to be built. Deleted reports and
+results send nothing.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class MessageBuilder:
         encounter = previous if deleted else self._version(tx, event.res_type, event.res_id, event.version)
         if encounter is None:
             return None
-        patient_id, patient = self._subject(tx, encounter)
+        patient_id, patient = self._subject(tx, encounter, event.created)
         if patient is None:  # ADT needs a PID
             return None
         trigger = adt.encounter_trigger(self.vocabulary, encounter, previous, deleted)
@@ -85,10 +87,10 @@ class MessageBuilder:
         results = []
         for reference in report.get("result") or []:
             observation_id = reference_id(reference, "Observation")
-            found = self._current(tx, "Observation", observation_id) if observation_id else None
+            found = self._as_of(tx, "Observation", observation_id, event.created) if observation_id else None
             if found is not None:
                 results.append(found)
-        return self._oru(tx, report, results)
+        return self._oru(tx, report, results, event.created)
 
     def _observation(self, tx: Cursor, event: OutboxEvent) -> Draft | None:
         observation = self._version(tx, event.res_type, event.res_id, event.version)
@@ -96,15 +98,15 @@ class MessageBuilder:
             return None
         if find_ids(tx, self.repository.definitions, "DiagnosticReport", [("result", f"Observation/{event.res_id}")], 1):
             return None
-        return self._oru(tx, observation, [observation])
+        return self._oru(tx, observation, [observation], event.created)
 
-    def _oru(self, tx: Cursor, source: dict, observations: list[dict]) -> Draft:
-        patient_id, patient = self._subject(tx, source)
+    def _oru(self, tx: Cursor, source: dict, observations: list[dict], when: int) -> Draft:
+        patient_id, patient = self._subject(tx, source, when)
         segments = []
         if patient is not None:
             segments.append(pid(self.vocabulary, patient, self.base_url))
             encounter_id = reference_id(source.get("encounter"), "Encounter")
-            encounter = self._current(tx, "Encounter", encounter_id) if encounter_id else None
+            encounter = self._as_of(tx, "Encounter", encounter_id, when) if encounter_id else None
             if encounter is not None:
                 segments.append(pv1(self.vocabulary, encounter))
         segments.append(oru.obr(self.vocabulary, source, self.base_url))
@@ -115,9 +117,9 @@ class MessageBuilder:
             set_id += len(obx)
         return Draft("oru", oru.MESSAGE_TYPE, patient_id or "", segments)
 
-    def _subject(self, tx: Cursor, resource: dict) -> tuple[str | None, dict | None]:
+    def _subject(self, tx: Cursor, resource: dict, when: int) -> tuple[str | None, dict | None]:
         patient_id = reference_id(resource.get("subject"), "Patient")
-        return patient_id, self._current(tx, "Patient", patient_id) if patient_id else None
+        return patient_id, self._as_of(tx, "Patient", patient_id, when) if patient_id else None
 
     def _version(self, tx: Cursor, res_type: str, res_id: str, version: int) -> dict | None:
         if version < 1:
@@ -128,9 +130,16 @@ class MessageBuilder:
             return None
         return fhirjson.decode(found.content)
 
-    def _current(self, tx: Cursor, res_type: str, res_id: str) -> dict | None:
-        try:
-            found = self.repository.read(res_type, res_id, tx)
-        except FhirError:
-            return None
-        return fhirjson.decode(found.content)
+    @staticmethod
+    def _as_of(tx: Cursor, res_type: str, res_id: str, when: int) -> dict | None:
+        """The last version stored at `when` (µs) that is not a deletion; else the first one
+        after it (a resource written later in the same transaction Bundle)."""
+        for condition, order in (("last_updated <= ?", "DESC"), ("last_updated > ?", "ASC")):
+            row = tx.execute(
+                f"SELECT content FROM resource_version WHERE res_type = ? AND res_id = ? AND {condition} "
+                f"AND content IS NOT NULL ORDER BY version {order} LIMIT 1",
+                (res_type, res_id, when),
+            ).fetchone()
+            if row:
+                return fhirjson.decode(bytes(row[0]))
+        return None

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ficus.fhirtime import now_micros
-from ficus.jobs.outbox import latest_seq
+from ficus.jobs.outbox import OutboxConsumer, latest_seq
 from ficus.store.database import Cursor, Database
 
+CONSUMER = "hl7v2-outbound"  # the outbox consumer that queues the messages
 KINDS = ("adt", "oru")  # what a destination may take: ADT (Patient, Encounter), ORU (results)
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 STATUSES = (PENDING, SENT, FAILED)
@@ -83,15 +84,20 @@ class OutboundStore:
 
     def add_destination(self, name: str, host: str, port: int, kinds: Sequence[str], sending_application: str,
                         sending_facility: str, receiving_application: str, receiving_facility: str) -> Destination:
-        """A new destination; it receives the changes committed from now on. KeyError if the name is taken."""
+        """A new destination; it receives the changes committed from now on. KeyError if the name is taken.
+
+        The outbound consumer is held meanwhile (and created if no worker ever ran), so no batch
+        it is reading can miss the new destination, nor a worker that starts later skip changes."""
         with self.database.session(write=True) as tx:
             if tx.execute("SELECT 1 FROM hl7_destination WHERE name = ?", (name,)).fetchone():
                 raise KeyError(f"A destination named {name!r} exists already")
+            OutboxConsumer(self.database, CONSUMER).hold(tx)
+            since = latest_seq(tx)
             now = now_micros()
             tx.execute(
                 f"INSERT INTO hl7_destination ({_DESTINATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?)",
                 (name, host, port, ",".join(kinds), sending_application, sending_facility, receiving_application,
-                 receiving_facility, latest_seq(tx), now),
+                 receiving_facility, since, now),
             )
             return self._destination(tx, name)  # type: ignore[return-value]
 
@@ -181,6 +187,10 @@ class OutboundStore:
                next_attempt: int | None = None, attempted: bool = True) -> None:
         """The outcome of one attempt: `status` sent/failed, or pending again at `next_attempt`."""
         with self.database.session(write=True) as tx:
+            if self.database.dialect == "postgresql":
+                # not waiting for the WAL flush: a database crash can forget the last few outcomes,
+                # which only sends those messages again (same MSH-10); it never loses one
+                tx.execute("SET LOCAL synchronous_commit = off")
             tx.execute(
                 "UPDATE hl7_outbound SET status = ?, ack_code = ?, error = ?, attempts = attempts + ?, "
                 "next_attempt = COALESCE(?, next_attempt), updated = ? WHERE id = ?",
@@ -202,6 +212,15 @@ class OutboundStore:
                 f"UPDATE hl7_outbound SET status = ?, attempts = 0, next_attempt = ?, updated = ? "
                 f"WHERE {' AND '.join(conditions)} RETURNING id",
                 (PENDING, now, now, *params),
+            ).fetchall()
+        return len(rows)
+
+    def purge(self, before: int, statuses: Sequence[str] = (SENT,)) -> int:
+        """Delete messages of `statuses` last updated before `before` (µs); returns how many."""
+        marks = ", ".join("?" * len(statuses))
+        with self.database.session(write=True) as tx:
+            rows = tx.execute(
+                f"DELETE FROM hl7_outbound WHERE status IN ({marks}) AND updated < ? RETURNING id", (*statuses, before)
             ).fetchall()
         return len(rows)
 

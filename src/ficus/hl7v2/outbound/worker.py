@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ficus.fhirtime import now_micros
 from ficus.hl7v2.outbound.delivery import Courier, RetryPolicy
@@ -34,7 +34,7 @@ class OutboundSettings:
     poll_seconds: float = 0.25
     idle_seconds: float = 5.0  # how often a worker without destinations looks for new ones
     lease_seconds: float = 60.0
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_environment(cls) -> OutboundSettings:
@@ -42,6 +42,7 @@ class OutboundSettings:
         return cls(
             poll_seconds=float(env.get("FICUS_JOBS_POLL_SECONDS", "0.25")),
             idle_seconds=float(env.get("FICUS_JOBS_IDLE_SECONDS", "5")),
+            lease_seconds=float(env.get("FICUS_JOBS_LEASE_SECONDS", "60")),
             retry=RetryPolicy(
                 base_seconds=float(env.get("FICUS_HL7_RETRY_SECONDS", "2")),
                 max_seconds=float(env.get("FICUS_HL7_RETRY_MAX_SECONDS", "300")),
@@ -78,7 +79,7 @@ class OutboundWorker:
                 busy = await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a database hiccup must not end delivery
+            except Exception:
                 log.exception("HL7 v2 outbound tick failed")
                 busy = True
             await asyncio.sleep(self.settings.poll_seconds if busy else self.settings.idle_seconds)
@@ -104,7 +105,7 @@ class OutboundWorker:
                 await Courier(self.store, destination, self.settings.retry, lease).deliver()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+        except Exception:
             log.exception("Delivery to %s failed", name)
         finally:
             await asyncio.shield(asyncio.to_thread(lease.release))

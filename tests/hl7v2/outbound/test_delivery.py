@@ -9,8 +9,8 @@ from starlette.testclient import TestClient
 
 from ficus.hl7v2.outbound.store import OutboundStore
 
-from .outbound_consumer import Consumer, control_id
-from .outbound_support import consumer, fast_outbound, fhir, field, settle, store, wait_until  # noqa: F401
+from .consumer import Consumer, control_id
+from .support import field, settle, wait_until
 
 MRN_SYSTEM = "urn:ficus:hl7v2:HOSP"
 
@@ -165,3 +165,19 @@ def test_changes_before_a_destination_was_added_are_not_sent(
         create(client, patient("After", "5002"))
         consumer.wait_for(1)
         assert [family(m) for m in settle(consumer)] == ["After"]
+
+
+def test_changes_made_before_any_worker_ran_reach_a_destination_added_before_them(
+        database_url: str, store: OutboundStore, consumer: Consumer, fast_outbound: None) -> None:
+    from ficus.app import create_app
+    from ficus.config import Settings
+    from ficus.spec import definitions
+    from ficus.store.repository import Repository
+
+    store.add_destination("lis", "127.0.0.1", consumer.port, ("adt",), "FICUS", "HOSP", "LIS", "LAB")
+    with Repository(store.database, definitions()).transaction() as writer:  # no server is running yet
+        writer.create(patient("Early", "6001"), "early")
+    app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+    with TestClient(app, base_url="http://testserver/fhir/"):
+        consumer.wait_for(1)
+        assert [family(m) for m in settle(consumer)] == ["Early"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from ficus.fhirtime import now_micros
 from ficus.hl7v2.cli import hl7_app
-from ficus.hl7v2.outbound.store import FAILED, OutboundStore
-
-from .outbound_support import store  # noqa: F401
+from ficus.hl7v2.outbound.store import FAILED, PENDING, SENT, OutboundStore
 
 runner = CliRunner()
 
@@ -55,3 +54,18 @@ def test_outbound_status_shows_messages_and_retry_queues_failed_ones(database_ur
     code, output = run(database_url, "outbound", "retry", "--destination", "lis")
     assert code == 0 and "Queued 1 messages again" in output
     assert store.messages()[0].status == "pending"
+
+
+def test_purge_deletes_old_finished_messages_and_keeps_pending_ones(database_url: str, store: OutboundStore) -> None:
+    store.add_destination("lis", "127.0.0.1", 1, ("adt",), "FICUS", "HOSP", "LIS", "LAB")
+    now = now_micros()
+    rows = [("lis", "p1", seq, f"Patient/p1/_history/{seq}", "adt", "ADT^A08^ADT_A01", str(seq), "MSH|^~\\&|FICUS",
+             status, 1, 0, 0, updated, None) for seq, status, updated in ((1, SENT, 0), (2, FAILED, 0), (3, PENDING, 0), (4, SENT, now))]
+    with store.database.session(write=True) as tx:
+        store.enqueue(tx, rows)
+    code, output = run(database_url, "outbound", "purge", "--days", "1")
+    assert code == 0 and "Deleted 1 messages" in output
+    assert sorted(m.status for m in store.messages()) == [FAILED, PENDING, SENT]  # the recent one stays
+    code, output = run(database_url, "outbound", "purge", "--days", "1", "--failed")
+    assert code == 0 and "Deleted 1 messages" in output
+    assert [m.status for m in store.messages()] == [PENDING, SENT]

@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from ficus.hl7v2.outbound.encoding import ReverseVocabulary, dtm, escape
 from ficus.hl7v2.outbound.oru import observation_value
 
-from .outbound_consumer import Consumer
-from .outbound_support import consumer, fast_outbound, fhir, field, segments, settle, store  # noqa: F401
+from .consumer import Consumer
+from .support import field, segments, settle
 
 LOINC, SNOMED, UCUM = "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -112,7 +112,14 @@ def test_an_outpatient_visit_registers_with_a04(fhir: TestClient, consumer: Cons
 def test_a_report_and_its_results_are_one_oru(fhir: TestClient, consumer: Consumer) -> None:
     patient = post(fhir, PATIENT)
     subject = {"reference": f"Patient/{patient['id']}"}
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [  # the report before its results
+        {"fullUrl": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000003", "request": {"method": "POST", "url": "DiagnosticReport"},
+         "resource": {"resourceType": "DiagnosticReport", "status": "final", "subject": subject,
+                      "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "HM"}]}],
+                      "code": {"coding": [{"system": LOINC, "code": "58410-2", "display": "CBC panel"}]},
+                      "effectiveDateTime": "2024-02-01T07:00:00Z", "issued": "2024-02-01T09:15:00Z",
+                      "result": [{"reference": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000001"},
+                                 {"reference": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000002"}]}},
         {"fullUrl": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000001", "request": {"method": "POST", "url": "Observation"},
          "resource": {"resourceType": "Observation", "status": "final", "subject": subject,
                       "code": {"coding": [{"system": LOINC, "code": "718-7", "display": "Hemoglobin"}]},
@@ -124,13 +131,6 @@ def test_a_report_and_its_results_are_one_oru(fhir: TestClient, consumer: Consum
          "resource": {"resourceType": "Observation", "status": "preliminary", "subject": subject,
                       "code": {"coding": [{"system": LOINC, "code": "600-7", "display": "Blood culture"}]},
                       "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "264868006", "display": "No growth"}]}}},
-        {"fullUrl": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000003", "request": {"method": "POST", "url": "DiagnosticReport"},
-         "resource": {"resourceType": "DiagnosticReport", "status": "final", "subject": subject,
-                      "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "HM"}]}],
-                      "code": {"coding": [{"system": LOINC, "code": "58410-2", "display": "CBC panel"}]},
-                      "effectiveDateTime": "2024-02-01T07:00:00Z", "issued": "2024-02-01T09:15:00Z",
-                      "result": [{"reference": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000001"},
-                                 {"reference": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000002"}]}},
     ]}
     response = fhir.post("", json=bundle)
     assert response.status_code == 200, response.text
@@ -172,7 +172,7 @@ def test_a_lone_observation_with_components_is_an_oru_with_an_obx_per_component(
 
 @pytest.mark.parametrize(("value", "expected"), [
     ({"valueQuantity": {"value": Decimal("7.20"), "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}}, ("NM", "7.20", "mmol/L^mmol/L^UCUM")),
-    ({"valueQuantity": {"value": Decimal("5"), "comparator": "<", "unit": "U/L"}}, ("SN", "<^5", "U/L")),
+    ({"valueQuantity": {"value": Decimal(5), "comparator": "<", "unit": "U/L"}}, ("SN", "<^5", "U/L")),
     ({"valueInteger": 3}, ("NM", "3", "")),
     ({"valueString": "a^b|c"}, ("ST", "a\\S\\b\\F\\c", "")),
     ({"valueString": "line one\nline two"}, ("TX", "line one\\.br\\line two", "")),
@@ -191,3 +191,18 @@ def test_obx_value_types_follow_value_x(value: dict, expected: tuple[str, str, s
 def test_dates_keep_their_precision() -> None:
     assert [dtm(v) for v in ("2024", "2024-03", "2024-03-04", "2024-03-04T05:06Z")] == ["2024", "202403", "20240304", "202403040506+0000"]
     assert escape("a\\b&c~d") == "a\\E\\b\\T\\c\\R\\d"
+
+
+def test_deleting_a_patient_sends_a29_and_cancelling_a_visit_a11(fhir: TestClient, consumer: Consumer) -> None:
+    patient = post(fhir, PATIENT)
+    encounter = post(fhir, {"resourceType": "Encounter", "status": "in-progress",
+                            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+                            "subject": {"reference": f"Patient/{patient['id']}"}})
+    put(fhir, {**encounter, "status": "cancelled"})
+    assert fhir.delete(f"Encounter/{encounter['id']}").status_code in (200, 204)
+    assert fhir.delete(f"Patient/{patient['id']}").status_code in (200, 204)
+    received = consumer.wait_for(5)
+    assert [field(m, "MSH", 9) for m in received] == [
+        "ADT^A04^ADT_A01", "ADT^A04^ADT_A01", "ADT^A11^ADT_A09", "ADT^A11^ADT_A09", "ADT^A29^ADT_A21"]
+    assert field(received[1], "PV1", 2) == "E"
+    assert field(received[4], "PID", 3).startswith("1001^^^HOSP^MR")  # the last version before the deletion

@@ -3,11 +3,8 @@ consumer, and the Ficus app (whose lifespan runs the outbound worker) with a des
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import hl7
-import psycopg
 import pytest
 from starlette.testclient import TestClient
 
@@ -16,21 +13,8 @@ from ficus.config import Settings
 from ficus.hl7v2.outbound.store import OutboundStore
 from ficus.store.database import open_database
 
-from .outbound_consumer import Consumer
-
-BASE = "http://testserver/fhir"
-OUTBOUND_TABLES = "outbox_consumer, job_lease, hl7_destination, hl7_outbound"
-
-
-def field(message: str, segment: str, number: int, occurrence: int = 0) -> str:
-    """The text of field `number` of the `occurrence`-th `segment`, read with python-hl7."""
-    parsed = hl7.parse(message)
-    found = [s for s in parsed if str(s[0]) == segment][occurrence]
-    return str(found[number]) if len(found) > number else ""
-
-
-def segments(message: str, name: str) -> list[str]:
-    return [str(s) for s in hl7.parse(message) if str(s[0]) == name]
+from .consumer import Consumer
+from .support import BASE, reset_outbound
 
 
 @pytest.fixture
@@ -44,12 +28,11 @@ def fast_outbound(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[OutboundStore]:
-    if database_url.startswith("postgresql"):
-        with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute(f"TRUNCATE {OUTBOUND_TABLES} RESTART IDENTITY")
+    reset_outbound(database_url)
     database = open_database(database_url)
     yield OutboundStore(database)
     database.close()
+    reset_outbound(database_url)  # no destination outlives its test to surprise a later one
 
 
 @pytest.fixture
@@ -65,20 +48,3 @@ def fhir(database_url: str, store: OutboundStore, consumer: Consumer, fast_outbo
     store.add_destination("lis", "127.0.0.1", consumer.port, ("adt", "oru"), "FICUS", "HOSP", "LIS", "LAB")
     with TestClient(create_app(Settings(database_url=database_url, base_url=BASE)), base_url=BASE + "/") as client:
         yield client
-
-
-def settle(consumer: Consumer, seconds: float = 0.6) -> list[str]:
-    """What the consumer holds once nothing more arrived for `seconds` (to catch duplicates)."""
-    count = -1
-    while count != len(consumer.messages()):
-        count = len(consumer.messages())
-        time.sleep(seconds)
-    return consumer.messages()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
