@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks import servers
+from benchmarks import profiling, servers
 
 RESULTS = Path(__file__).with_name("results")
 START, END = b"\x0b", b"\x1c\x0d"
@@ -176,7 +176,7 @@ def wait_mapped(database_url: str, timeout: float = 3600) -> None:
 
 
 def run(backend: str, messages: int, connections: int, mappers: int, patients: int, work: Path,
-        intake_only: bool = False) -> dict:
+        intake_only: bool = False, profile: Path | None = None) -> dict:
     name = f"ficus_bench_hl7v2_{os.getpid()}"
     database_url = (servers.create_postgres_database(name) if backend == "postgresql"
                     else f"sqlite:///{work / 'ficus.db'}")
@@ -184,18 +184,21 @@ def run(backend: str, messages: int, connections: int, mappers: int, patients: i
     first = [adt(n, patients, connections) for n in range(messages)]
     second = [adt(n, patients, connections) for n in range(messages, 2 * messages)]
     phases: list[Phase] = []
+    profiles: dict[str, dict] = {}
     try:
         listener = Listener(database_url, 0, log)
         try:
-            phases.append(measure("ACK once stored (no mappers)", listener,
-                                  lambda: _all_accepted(listener.port, first, connections), messages))
+            profiles["intake"] = _phase(phases, profile and profile.with_name(profile.name + "-intake.txt"), lambda: measure(
+                "ACK once stored (no mappers)", listener, lambda: _all_accepted(listener.port, first, connections),
+                messages), listener)
         finally:
             listener.stop()
         if not intake_only:
             listener = Listener(database_url, mappers, log)
             try:
-                phases.append(measure(f"map the stored backlog ({mappers} mappers)", listener,
-                                      lambda: wait_mapped(database_url), messages))
+                profiles["mapping"] = _phase(phases, profile and profile.with_name(profile.name + "-mapping.txt"),
+                                             lambda: measure(f"map the stored backlog ({mappers} mappers)", listener,
+                                                             lambda: wait_mapped(database_url), messages), listener)
                 phases.append(measure(f"ACK while mapping ({mappers} mappers)", listener,
                                       lambda: _all_accepted(listener.port, second, connections), messages))
                 phases.append(measure("... and mapping what is left", listener, lambda: wait_mapped(database_url),
@@ -211,7 +214,21 @@ def run(backend: str, messages: int, connections: int, mappers: int, patients: i
         "connections": connections, "mappers": mappers, "patients": patients,
         "message_bytes": sum(len(m) for _, m in first) // len(first), "cores": os.cpu_count(),
         "load_average_start": os.getloadavg()[0], "statuses": final, "phases": [p.row() for p in phases],
+        "profiles": {name: found for name, found in profiles.items() if found},
     }
+
+
+def _phase(phases: list[Phase], profile: Path | None, work, listener: Listener) -> dict:  # noqa: ANN001
+    """Run one measured phase, under py-spy when `profile` names a file for its stacks."""
+    def drive() -> dict:
+        phase = work()
+        phases.append(phase)
+        return {"seconds": phase.seconds}
+
+    if profile is None:
+        drive()
+        return {}
+    return profiling.record(listener.process.pid, drive, profile)
 
 
 def _all_accepted(port: int, stream: list[tuple[int, bytes]], connections: int) -> None:
@@ -237,6 +254,13 @@ def markdown(result: dict) -> str:
             f"| {phase['capacity_2_cores_per_s']:,.0f} |")
     lines.append("")
     lines.append(f"Final statuses: {result['statuses']}")
+    for name, found in result.get("profiles", {}).items():
+        if "inclusive" not in found:
+            lines += ["", f"Profile of {name}: {found.get('error')}"]
+            continue
+        lines += ["", f"Profile of {name} (py-spy --gil, {found['samples']} samples; GIL busy "
+                  f"{found['gil_busy']:.0%} of the phase): inclusive share of Ficus functions", ""]
+        lines += [f"- {share:.0%} `{frame}`" for frame, share in found["inclusive"]]
     return "\n".join(lines)
 
 
@@ -248,13 +272,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mappers", type=int, default=2)
     parser.add_argument("--patients", type=int, default=2_000)
     parser.add_argument("--intake-only", action="store_true", help="only the first phase (no mapping)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the listener with py-spy in the intake and mapping phases")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    date = datetime.date.today().isoformat()
+    stem = args.results_dir / f"{date}-hl7v2-{args.backend}"
     with tempfile.TemporaryDirectory(prefix="ficus-bench-hl7v2-") as work:
         result = run(args.backend, args.messages, args.connections, args.mappers, args.patients, Path(work),
-                     args.intake_only)
+                     args.intake_only, stem if args.profile else None)
     text = markdown(result)
-    stem = args.results_dir / f"{result['date']}-hl7v2-{args.backend}"
     stem.with_suffix(".md").write_text(text + "\n")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)

@@ -82,6 +82,32 @@ def listen(
         typer.echo("Stopped")
 
 
+@hl7_app.command("map")
+def map_messages(
+    tz: str = typer.Option("UTC", "--timezone", help="Time zone of v2 times sent without an offset."),
+    mappers: int = typer.Option(MAPPERS, min=1, help="Mapper threads."),
+    lease: float = typer.Option(LEASE_SECONDS, "--lease-seconds",
+                                help="How long a mapper holds the messages it claimed; after a crash they wait this long."),
+    database_url: str | None = typer.Option(None, help=DATABASE_HELP),
+) -> None:
+    """Map stored messages to FHIR without listening: beside listeners started with --mappers 0,
+    or several, to map on more cores (messages about one patient still apply in order)."""
+    import logging
+    import threading
+
+    from ficus.hl7v2.mapper import MapperThreads
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threads = MapperThreads(_mapper(database_url, tz, lease), mappers)
+    threads.start()
+    typer.echo(f"Ficus HL7 v2 mapper ({mappers} threads)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        threads.stop()
+        typer.echo("Stopped")
+
+
 @hl7_app.command()
 def send(
     files: Annotated[list[Path], typer.Argument(help="Files of one or more v2 messages each.", exists=True, dir_okay=False)],
