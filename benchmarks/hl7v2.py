@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     date = datetime.date.today().isoformat()
-    stem = args.results_dir / f"{date}-hl7v2-{args.backend}"
+    stem = args.results_dir / f"{date}-hl7v2-{args.backend}{'-intake' if args.intake_only else ''}"
     with tempfile.TemporaryDirectory(prefix="ficus-bench-hl7v2-") as work:
         result = run(args.backend, args.messages, args.connections, args.mappers, args.patients, Path(work),
                      args.intake_only, stem if args.profile else None)
