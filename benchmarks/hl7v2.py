@@ -188,7 +188,7 @@ def run(backend: str, messages: int, connections: int, mappers: int, patients: i
     try:
         listener = Listener(database_url, 0, log)
         try:
-            profiles["intake"] = _phase(phases, profile and profile.with_name(profile.name + "-intake.txt"), lambda: measure(
+            profiles["intake"] = _phase(phases, profile and profile.with_name(profile.name + "-intake.pyspy.txt"), lambda: measure(
                 "ACK once stored (no mappers)", listener, lambda: _all_accepted(listener.port, first, connections),
                 messages), listener)
         finally:
@@ -196,7 +196,7 @@ def run(backend: str, messages: int, connections: int, mappers: int, patients: i
         if not intake_only:
             listener = Listener(database_url, mappers, log)
             try:
-                profiles["mapping"] = _phase(phases, profile and profile.with_name(profile.name + "-mapping.txt"),
+                profiles["mapping"] = _phase(phases, profile and profile.with_name(profile.name + "-mapping.pyspy.txt"),
                                              lambda: measure(f"map the stored backlog ({mappers} mappers)", listener,
                                                              lambda: wait_mapped(database_url), messages), listener)
                 phases.append(measure(f"ACK while mapping ({mappers} mappers)", listener,

@@ -298,3 +298,22 @@ def test_no_ack_is_sent_for_a_message_that_could_not_be_stored_and_the_resend_is
     assert acknowledgement(ack)[:2] == ("AA", "LOST")
     sqlite_listener.settle()
     assert [(m.control_id, m.status) for m in store.messages()] == [("LOST", "mapped")]
+
+
+def test_a_database_failure_while_mapping_is_retried_not_dead_lettered(sqlite_listener: RunningListener) -> None:
+    store = sqlite_listener.stack.store
+    with store.database.session(write=True) as tx:  # FHIR writes fail (sqlite3.OperationalError)
+        tx.execute("ALTER TABLE resource_version RENAME TO resource_version_away")
+    try:
+        ack = send_raw(sqlite_listener.port, START + adt("RETRY").encode() + END).decode()
+        assert acknowledgement(ack)[0] == "AA"
+        deadline = time.monotonic() + 30
+        while store.messages()[0].attempts < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert store.messages()[0].status == "received"
+    finally:
+        with store.database.session(write=True) as tx:
+            tx.execute("ALTER TABLE resource_version_away RENAME TO resource_version")
+    sqlite_listener.settle()
+    assert store.messages()[0].status == "mapped"

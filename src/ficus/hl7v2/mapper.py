@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -31,6 +30,7 @@ BATCH = 20
 MAPPERS = 2  # threads: a mapper mostly waits for the database, so two overlap those waits
 # errors of the database rather than of the message: it is mapped again, not failed
 TRANSIENT = (sqlite3.OperationalError, psycopg.OperationalError)
+MAX_ATTEMPTS = 5  # database failures on one message (retried after 1, 2, 4, 8 s) before the dead letter
 IDLE_SECONDS = 0.5  # how often an idle mapper looks for messages another process stored
 
 
@@ -67,7 +67,9 @@ class Mapper:
     def map_next(self) -> int:
         """Map the next claimed batch and record the outcomes in one transaction; returns how
         many messages it claimed (0: nothing to do now). When the database fails (a deadlock,
-        a lost connection), the message and those after it go back to be claimed again."""
+        a lost connection), the message and those after it go back to be claimed again, the
+        message itself after a growing pause; one on which it fails `MAX_ATTEMPTS` times is
+        failed instead."""
         claimed = self.store.claim_next(self.batch)
         with self.guard:
             self.holding.update(message.id for message in claimed)
@@ -77,8 +79,17 @@ class Mapper:
                 try:
                     finished.append(self.map(stored).finished(stored.id))
                 except TRANSIENT as error:
-                    log.warning("HL7 v2 message #%s is retried: the database failed (%s)", stored.id, error)
-                    self.store.release([message.id for message in claimed[position:]])
+                    if stored.attempts + 1 >= MAX_ATTEMPTS:  # not the database's passing trouble
+                        problem = Problem("207", f"The database failed {MAX_ATTEMPTS} times on this message: {error}")
+                        finished.append(_failed(problem).finished(stored.id))
+                        continue
+                    retry = 2.0 ** stored.attempts
+                    log.warning("HL7 v2 message #%s is retried in %.0f s: the database failed (%s)",
+                                stored.id, retry, error)
+                    returned = [message.id for message in claimed[position:]]
+                    with self.guard:
+                        self.holding.difference_update(returned)
+                    self.store.release(returned, stored.id, retry)
                     break
         finally:
             try:

@@ -212,12 +212,17 @@ class MessageStore:
                   json.dumps(list(o.resources)) if o.resources else None, now, o.message_id) for o in outcomes],
             )
 
-    def release(self, message_ids: Sequence[int]) -> None:
-        """Give claimed messages back unmapped, to be claimed again."""
+    def release(self, message_ids: Sequence[int], attempted: int, retry_seconds: float) -> None:
+        """Give claimed messages back unmapped, to be claimed again; the one that was being
+        mapped counts an attempt and waits `retry_seconds` (holding back its lane)."""
         marks = ", ".join("?" * len(message_ids))
+        retry_at = now_micros() + int(retry_seconds * 1_000_000)
         with self.database.session(write=True) as tx:
-            tx.execute(f"UPDATE hl7_message SET lease_until = NULL WHERE status = 'received' AND id IN ({marks})",
-                       tuple(message_ids))
+            tx.execute(
+                "UPDATE hl7_message SET lease_until = CASE WHEN id = ? THEN ? ELSE NULL END, "
+                "attempts = attempts + (CASE WHEN id = ? THEN 1 ELSE 0 END) "
+                f"WHERE status = 'received' AND id IN ({marks})", (attempted, retry_at, attempted, *message_ids),
+            )
 
     def get(self, message_id: int) -> StoredMessage | None:
         with self.database.session() as tx:
