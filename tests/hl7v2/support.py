@@ -48,7 +48,7 @@ class Stack:
 class RunningListener:
     """A `Listener` serving on 127.0.0.1 (a free port) from an event loop in another thread."""
 
-    def __init__(self, stack: Stack, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, mappers: int = 1) -> None:
+    def __init__(self, stack: Stack, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, mappers: int = 2) -> None:
         self.stack = stack
         self.loop = asyncio.new_event_loop()
         self.listener = Listener(stack.intake, stack.mapper, "127.0.0.1", 0, mappers, max_message_bytes)

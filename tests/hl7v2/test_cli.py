@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -53,3 +57,23 @@ def test_status_lists_and_replay_replays(database_url: str, stack: Stack, listen
     assert "#1: replayed" in replayed.output and "Replayed 1 of 1" in replayed.output
     unsupported = runner.invoke(hl7_app, ["replay", "--status", "unsupported", "--database-url", database_url])
     assert unsupported.exit_code == 1 and "Replayed 0 of 1" in unsupported.output
+
+
+def test_map_maps_what_a_listener_without_mappers_stored(database_url: str, stack: Stack) -> None:
+    running = RunningListener(stack, mappers=0)
+    try:
+        result = runner.invoke(hl7_app, ["send", str(SAMPLES / "ADT-A01-02.hl7"), "--port", str(running.port)])
+        assert result.exit_code == 0, result.output
+    finally:
+        running.stop()
+    assert stack.store.counts() == {"received": 1}
+    mapper = subprocess.Popen([str(Path(sys.executable).parent / "ficus"), "hl7", "map", "--database-url", database_url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while stack.store.counts() != {"mapped": 1}:
+            assert time.monotonic() < deadline and mapper.poll() is None, stack.store.counts()
+            time.sleep(0.05)
+    finally:
+        mapper.send_signal(signal.SIGINT)
+        mapper.wait(30)

@@ -283,3 +283,37 @@ def test_the_server_starts_a_listener_only_when_configured(stack: Stack, monkeyp
     monkeypatch.setenv("FICUS_HL7_TIMEZONE", "Europe/Berlin")
     configured = listener_from_environment(stack.interactions, stack.database)
     assert configured is not None and configured.mapper.options.timezone == "Europe/Berlin"
+
+
+def test_no_ack_is_sent_for_a_message_that_could_not_be_stored_and_the_resend_is_stored_once(
+        sqlite_listener: RunningListener) -> None:
+    store = sqlite_listener.stack.store
+    with store.database.session(write=True) as tx:  # the store becomes unwritable
+        tx.execute("ALTER TABLE hl7_message RENAME TO hl7_message_away")
+    with pytest.raises(ConnectionError):
+        send_raw(sqlite_listener.port, START + adt("LOST").encode() + END)
+    with store.database.session(write=True) as tx:
+        tx.execute("ALTER TABLE hl7_message_away RENAME TO hl7_message")
+    ack = send_raw(sqlite_listener.port, START + adt("LOST").encode() + END).decode()
+    assert acknowledgement(ack)[:2] == ("AA", "LOST")
+    sqlite_listener.settle()
+    assert [(m.control_id, m.status) for m in store.messages()] == [("LOST", "mapped")]
+
+
+def test_a_database_failure_while_mapping_is_retried_not_dead_lettered(sqlite_listener: RunningListener) -> None:
+    store = sqlite_listener.stack.store
+    with store.database.session(write=True) as tx:  # FHIR writes fail (sqlite3.OperationalError)
+        tx.execute("ALTER TABLE resource_version RENAME TO resource_version_away")
+    try:
+        ack = send_raw(sqlite_listener.port, START + adt("RETRY").encode() + END).decode()
+        assert acknowledgement(ack)[0] == "AA"
+        deadline = time.monotonic() + 30
+        while store.messages()[0].attempts < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert store.messages()[0].status == "received"
+    finally:
+        with store.database.session(write=True) as tx:
+            tx.execute("ALTER TABLE resource_version_away RENAME TO resource_version")
+    sqlite_listener.settle()
+    assert store.messages()[0].status == "mapped"

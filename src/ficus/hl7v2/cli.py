@@ -14,9 +14,10 @@ import typer
 
 from ficus import fhirjson
 from ficus.hl7v2.errors import V2Error
+from ficus.hl7v2.mapper import MAPPERS
 from ficus.hl7v2.message import V2Message, normalise_text, split_messages
 from ficus.hl7v2.outbound.cli import deliver, destinations_app, outbound_app
-from ficus.hl7v2.store import REPLAYED, STATUSES, MessageStore
+from ficus.hl7v2.store import LEASE_SECONDS, REPLAYED, STATUSES, MessageStore
 
 if TYPE_CHECKING:
     from ficus.api.interactions import Interactions
@@ -47,12 +48,12 @@ def _interactions(database_url: str | None) -> tuple[Interactions, Database]:
     return Interactions(settings, Repository(database, definitions(), settings.base_url), Policy()), database
 
 
-def _mapper(database_url: str | None, timezone_name: str = "UTC") -> Mapper:
+def _mapper(database_url: str | None, timezone_name: str = "UTC", lease_seconds: float = LEASE_SECONDS) -> Mapper:
     from ficus.hl7v2.mapper import Mapper
     from ficus.hl7v2.mapping import MappingOptions
 
     interactions, database = _interactions(database_url)
-    return Mapper(interactions, MessageStore(database), MappingOptions(timezone=timezone_name))
+    return Mapper(interactions, MessageStore(database, lease_seconds), MappingOptions(timezone=timezone_name))
 
 
 @hl7_app.command()
@@ -61,7 +62,9 @@ def listen(
     port: int = typer.Option(2575, help="TCP port (2575 is the registered MLLP port)."),
     encoding: str = typer.Option("utf-8", help="Character set of messages that do not declare one in MSH-18."),
     tz: str = typer.Option("UTC", "--timezone", help="Time zone of v2 times sent without an offset."),
-    mappers: int = typer.Option(1, help="Threads mapping stored messages to FHIR (0: another process maps)."),
+    mappers: int = typer.Option(MAPPERS, help="Threads mapping stored messages to FHIR (0: another process maps)."),
+    lease: float = typer.Option(LEASE_SECONDS, "--lease-seconds",
+                                help="How long a mapper holds the messages it claimed; after a crash they wait this long."),
     database_url: str | None = typer.Option(None, help=DATABASE_HELP),
 ) -> None:
     """Receive messages over MLLP: store and acknowledge, then map to FHIR in the background."""
@@ -71,12 +74,38 @@ def listen(
     from ficus.hl7v2.listener import Listener
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    mapper = _mapper(database_url, tz)
+    mapper = _mapper(database_url, tz, lease)
     listener = Listener(Intake(mapper.store, encoding), mapper, host, port, mappers)
     typer.echo(f"Ficus HL7 v2 listener on {host}:{port} (MLLP)")
     try:
         asyncio.run(listener.serve_forever())
     except KeyboardInterrupt:
+        typer.echo("Stopped")
+
+
+@hl7_app.command("map")
+def map_messages(
+    tz: str = typer.Option("UTC", "--timezone", help="Time zone of v2 times sent without an offset."),
+    mappers: int = typer.Option(MAPPERS, min=1, help="Mapper threads."),
+    lease: float = typer.Option(LEASE_SECONDS, "--lease-seconds",
+                                help="How long a mapper holds the messages it claimed; after a crash they wait this long."),
+    database_url: str | None = typer.Option(None, help=DATABASE_HELP),
+) -> None:
+    """Map stored messages to FHIR without listening: beside listeners started with --mappers 0,
+    or several, to map on more cores (messages about one patient still apply in order)."""
+    import logging
+    import threading
+
+    from ficus.hl7v2.mapper import MapperThreads
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threads = MapperThreads(_mapper(database_url, tz, lease), mappers)
+    threads.start()
+    typer.echo(f"Ficus HL7 v2 mapper ({mappers} threads)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        threads.stop()
         typer.echo("Stopped")
 
 

@@ -72,7 +72,17 @@ class Intake:
         except Exception:
             log.exception("%d HL7 v2 messages could not be stored", len(arrivals))
             return None
-        return [self.answer(arrival, receipt) for arrival, receipt in zip(arrivals, receipts, strict=True)]
+        return [self._answered(arrival, receipt) for arrival, receipt in zip(arrivals, receipts, strict=True)]
+
+    def _answered(self, arrival: Arrival, receipt: s.Receipt) -> bytes:
+        """The ACK of a stored arrival; one that cannot be built in the sender's terms becomes
+        a plain one, so a stored message is always answered (and not resent for ever)."""
+        try:
+            return self.answer(arrival, receipt)
+        except Exception:
+            log.exception("The ACK of HL7 v2 message #%s could not be built", receipt.id)
+            code = "AA" if arrival.error is None and receipt.status != s.FAILED else "AE"
+            return acknowledgement(None, code, f"Stored as message #{receipt.id}").encode("ascii", "replace")
 
     def answer(self, arrival: Arrival, receipt: s.Receipt) -> bytes:
         """The ACK (encoded) of a stored arrival."""

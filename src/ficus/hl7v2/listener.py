@@ -13,10 +13,10 @@ import os
 
 from ficus.api.interactions import Interactions
 from ficus.hl7v2.intake import Arrival, Intake
-from ficus.hl7v2.mapper import Mapper, MapperThreads
+from ficus.hl7v2.mapper import MAPPERS, Mapper, MapperThreads
 from ficus.hl7v2.mapping import MappingOptions
 from ficus.hl7v2.mllp import DEFAULT_MAX_MESSAGE_BYTES, MllpServer
-from ficus.hl7v2.store import MessageStore
+from ficus.hl7v2.store import LEASE_SECONDS, MessageStore
 from ficus.store.database import Database
 
 log = logging.getLogger("ficus.hl7v2")
@@ -27,7 +27,7 @@ class Listener:
     with `mappers` threads (0: leave mapping to other processes on the same database)."""
 
     def __init__(self, intake: Intake, mapper: Mapper, host: str = "127.0.0.1", port: int = 2575,
-                 mappers: int = 1, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 mappers: int = MAPPERS, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  reuse_port: bool = False) -> None:
         self.intake = intake
         self.mapper = mapper
@@ -39,10 +39,10 @@ class Listener:
 
     @classmethod
     def on(cls, interactions: Interactions, database: Database, host: str = "127.0.0.1", port: int = 2575,
-           options: MappingOptions | None = None, encoding: str = "utf-8", mappers: int = 1,
-           reuse_port: bool = False) -> Listener:
+           options: MappingOptions | None = None, encoding: str = "utf-8", mappers: int = MAPPERS,
+           lease_seconds: float = LEASE_SECONDS, reuse_port: bool = False) -> Listener:
         """A listener writing to `database` through `interactions`."""
-        store = MessageStore(database)
+        store = MessageStore(database, lease_seconds)
         return cls(Intake(store, encoding), Mapper(interactions, store, options), host, port, mappers,
                    reuse_port=reuse_port)
 
@@ -86,8 +86,8 @@ class _Waking:
 
 def listener_from_environment(interactions: Interactions, database: Database) -> Listener | None:
     """The listener `FICUS_MLLP_PORT` asks for (host `FICUS_MLLP_HOST`, encoding
-    `FICUS_MLLP_ENCODING`, time zone `FICUS_HL7_TIMEZONE`, mapper threads `FICUS_HL7_MAPPERS`),
-    or None when it is not set."""
+    `FICUS_MLLP_ENCODING`, time zone `FICUS_HL7_TIMEZONE`, mapper threads `FICUS_HL7_MAPPERS`,
+    mapper lease `FICUS_HL7_LEASE_SECONDS`), or None when it is not set."""
     env = os.environ
     port = env.get("FICUS_MLLP_PORT")
     if not port:
@@ -95,6 +95,6 @@ def listener_from_environment(interactions: Interactions, database: Database) ->
     options = MappingOptions(timezone=env.get("FICUS_HL7_TIMEZONE", "UTC"))
     return Listener.on(
         interactions, database, env.get("FICUS_MLLP_HOST", "127.0.0.1"), int(port), options,
-        encoding=env.get("FICUS_MLLP_ENCODING", "utf-8"), mappers=int(env.get("FICUS_HL7_MAPPERS", "1")),
-        reuse_port=True,
+        encoding=env.get("FICUS_MLLP_ENCODING", "utf-8"), mappers=int(env.get("FICUS_HL7_MAPPERS", MAPPERS)),
+        lease_seconds=float(env.get("FICUS_HL7_LEASE_SECONDS", LEASE_SECONDS)), reuse_port=True,
     )

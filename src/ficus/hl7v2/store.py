@@ -21,8 +21,9 @@ RECEIVED, MAPPED, FAILED, UNSUPPORTED, REPLAYED, REJECTED = (
     "received", "mapped", "failed", "unsupported", "replayed", "rejected",
 )
 STATUSES = (RECEIVED, MAPPED, FAILED, UNSUPPORTED, REPLAYED, REJECTED)
-# long enough for a mapper to finish one claimed batch; a crashed mapper's batch waits this long
-LEASE_MICROS = 15 * 1_000_000
+# how long a mapper holds what it claimed (it renews the lease of a batch that takes longer);
+# the messages of a mapper that crashed wait this long before another takes them up
+LEASE_SECONDS = 15.0
 MERGE_LANE = "*"
 ROWS_PER_INSERT = 200
 
@@ -83,6 +84,17 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """The outcome of mapping one message, as the store records it."""
+
+    message_id: int
+    status: str
+    error: str | None
+    warnings: Sequence[str]
+    resources: Sequence[str]
+
+
+@dataclass(frozen=True)
 class Receipt:
     """A message as the store holds it after `record_many`: new (`created`) or the one stored
     before with the same key, with that one's status and error."""
@@ -96,8 +108,13 @@ class Receipt:
 class MessageStore:
     """The `hl7_message` table on a Ficus database (SQLite or PostgreSQL)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, lease_seconds: float = LEASE_SECONDS) -> None:
         self.database = database
+        self.lease_seconds = lease_seconds
+
+    @property
+    def lease_micros(self) -> int:
+        return int(self.lease_seconds * 1_000_000)
 
     def record_many(self, envelopes: Sequence[Envelope]) -> list[Receipt]:
         """Store the messages in one transaction, in order (ids follow arrival), skipping those
@@ -161,9 +178,16 @@ class MessageStore:
             marks = ", ".join("?" * len(chosen))
             rows = tx.execute(
                 f"UPDATE hl7_message SET lease_until = ? WHERE id IN ({marks}) RETURNING {_COLUMNS}",
-                (now + LEASE_MICROS, *chosen),
+                (now + self.lease_micros, *chosen),
             ).fetchall()
         return sorted((StoredMessage.from_row(row) for row in rows), key=lambda message: message.id)
+
+    def renew(self, message_ids: Sequence[int]) -> None:
+        """Extend the lease of claimed messages not yet finished."""
+        marks = ", ".join("?" * len(message_ids))
+        with self.database.session(write=True) as tx:
+            tx.execute(f"UPDATE hl7_message SET lease_until = ? WHERE status = 'received' AND id IN ({marks})",
+                       (now_micros() + self.lease_micros, *message_ids))
 
     def claim(self, message_id: int, statuses: Sequence[str] = (RECEIVED,)) -> StoredMessage | None:
         """Lease the message for processing if it is in one of `statuses` and nobody holds it."""
@@ -173,19 +197,31 @@ class MessageStore:
             row = tx.execute(
                 f"UPDATE hl7_message SET lease_until = ? WHERE id = ? AND status IN ({marks}) "
                 f"AND (lease_until IS NULL OR lease_until < ?) RETURNING {_COLUMNS}",
-                (now + LEASE_MICROS, message_id, *statuses, now),
+                (now + self.lease_micros, message_id, *statuses, now),
             ).fetchone()
         return StoredMessage.from_row(row) if row else None
 
-    def finish(self, message_id: int, status: str, error: str | None = None,
-               warnings: Sequence[str] = (), resources: Sequence[str] = ()) -> None:
-        """Record the outcome of processing and release the lease."""
+    def finish_many(self, outcomes: Sequence[Finished]) -> None:
+        """Record the outcomes of mapping in one transaction and release the leases."""
+        now = now_micros()
         with self.database.session(write=True) as tx:
-            tx.execute(
+            tx.executemany(
                 "UPDATE hl7_message SET status = ?, error = ?, warnings = ?, resources = ?, "
                 "attempts = attempts + 1, updated = ?, lease_until = NULL WHERE id = ?",
-                (status, error, json.dumps(list(warnings)) if warnings else None,
-                 json.dumps(list(resources)) if resources else None, now_micros(), message_id),
+                [(o.status, o.error, json.dumps(list(o.warnings)) if o.warnings else None,
+                  json.dumps(list(o.resources)) if o.resources else None, now, o.message_id) for o in outcomes],
+            )
+
+    def release(self, message_ids: Sequence[int], attempted: int, retry_seconds: float) -> None:
+        """Give claimed messages back unmapped, to be claimed again; the one that was being
+        mapped counts an attempt and waits `retry_seconds` (holding back its lane)."""
+        marks = ", ".join("?" * len(message_ids))
+        retry_at = now_micros() + int(retry_seconds * 1_000_000)
+        with self.database.session(write=True) as tx:
+            tx.execute(
+                "UPDATE hl7_message SET lease_until = CASE WHEN id = ? THEN ? ELSE NULL END, "
+                "attempts = attempts + (CASE WHEN id = ? THEN 1 ELSE 0 END) "
+                f"WHERE status = 'received' AND id IN ({marks})", (attempted, retry_at, attempted, *message_ids),
             )
 
     def get(self, message_id: int) -> StoredMessage | None:
