@@ -20,6 +20,8 @@ from ficus.terminology.model import CodeSystemProvider, Concept, Designation, Pr
 REFRESH_SECONDS = 5.0
 _CONCEPT_CACHE = 20_000
 _CHUNK = 250  # codes per IN (...) list
+_ANCHOR_EVERY = 4096  # a large subtree's codes remembered for paging: one in this many
+_SUBTREES = 1024  # subtrees whose size and anchors are kept
 
 
 class LoadedCodeSystems:
@@ -50,6 +52,10 @@ class LoadedCodeSystems:
         if time.monotonic() - self._read_at > REFRESH_SECONDS:
             self.refresh()
         return self._rows
+
+    def active_ids(self) -> list[tuple[str, int]]:
+        """(url, id) of every active version as last read (no database round trip)."""
+        return [(url, row[0]) for url, versions in self._rows.items() for row in versions.values()]
 
     def versions(self, url: str) -> list[str]:
         return list(self._current().get(url, {}))
@@ -91,6 +97,7 @@ class LoadedCodeSystem(CodeSystemProvider):
         self.properties = [PropertyDef(p["code"], p.get("uri"), p.get("type", "string"), p.get("description")) for p in meta.get("property", [])]
         self._count = concepts
         self._cache: OrderedDict[str, Concept | None] = OrderedDict()
+        self._subtrees: OrderedDict[str, tuple[int, int, list[str]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _rows(self, sql: str, params: tuple) -> list:
@@ -251,28 +258,56 @@ class LoadedCodeSystem(CodeSystemProvider):
         """A page of a subtree straight from the closure index (already in code order); for
         `is-a` the root is slotted in at its place in that order."""
         with self.database.session() as tx:
-            below = tx.execute("SELECT COUNT(*) FROM tx_closure WHERE cs = ? AND ancestor = ?", (self.cs_id, root)).fetchone()[0]
+            below, rank, anchors = self._subtree(tx, root)
             total = below + (1 if with_root else 0)
             limit = total if count is None else count
 
             def descendants(skip: int, take: int) -> list[str]:
-                if take <= 0:
+                if take <= 0 or skip >= below:
                     return []
+                # start from the nearest remembered code at or before `skip`: OFFSET then
+                # steps over fewer than _ANCHOR_EVERY index entries, however deep the page
+                anchor = min(skip // _ANCHOR_EVERY, len(anchors) - 1) if anchors else -1
+                start, skip = (anchors[anchor], skip - anchor * _ANCHOR_EVERY) if anchor >= 0 else ("", skip)
                 return [r[0] for r in tx.execute(
-                    "SELECT descendant FROM tx_closure WHERE cs = ? AND ancestor = ? ORDER BY descendant LIMIT ? OFFSET ?",
-                    (self.cs_id, root, take, skip),
+                    "SELECT descendant FROM tx_closure WHERE cs = ? AND ancestor = ? AND descendant >= ? "
+                    "ORDER BY descendant LIMIT ? OFFSET ?",
+                    (self.cs_id, root, start, take, skip),
                 ).fetchall()]
 
             if not with_root:
                 return total, descendants(offset, limit)
-            rank = tx.execute(
-                "SELECT COUNT(*) FROM tx_closure WHERE cs = ? AND ancestor = ? AND descendant < ?", (self.cs_id, root, root)
-            ).fetchone()[0]
             if offset + limit <= rank:
                 return total, descendants(offset, limit)
             if offset > rank:
                 return total, descendants(offset - 1, limit)
             return total, [*descendants(offset, rank - offset), root, *descendants(rank, offset + limit - rank - 1)]
+
+    def _subtree(self, tx: Any, root: str) -> tuple[int, int, list[str]]:
+        """(codes below `root`, how many of them sort before it, every _ANCHOR_EVERY-th of them
+        in code order): counted once, a loaded release never changes."""
+        with self._lock:
+            found = self._subtrees.get(root)
+            if found is not None:
+                self._subtrees.move_to_end(root)
+                return found
+        below, rank = tx.execute(
+            "SELECT COUNT(*), COUNT(CASE WHEN descendant < ? THEN 1 END) FROM tx_closure WHERE cs = ? AND ancestor = ?",
+            (root, self.cs_id, root),
+        ).fetchone()
+        anchors: list[str] = []
+        if below > 2 * _ANCHOR_EVERY:
+            anchors = [r[0] for r in tx.execute(
+                "SELECT descendant FROM (SELECT descendant, ROW_NUMBER() OVER (ORDER BY descendant) AS n "
+                "FROM tx_closure WHERE cs = ? AND ancestor = ?) numbered WHERE n % ? = 1 ORDER BY descendant",
+                (self.cs_id, root, _ANCHOR_EVERY),
+            ).fetchall()]
+        found = (below, rank, anchors)
+        with self._lock:
+            self._subtrees[root] = found
+            if len(self._subtrees) > _SUBTREES:
+                self._subtrees.popitem(last=False)
+        return found
 
     def codes_with_property(self, name: str, value: str) -> list[str]:
         return [r[0] for r in self._rows(
