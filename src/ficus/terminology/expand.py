@@ -143,7 +143,7 @@ class Expander:
         parameters = self._parameters(value_set)
         if parameters:
             expansion["parameter"] = parameters
-        multi_version = self._systems_with_several_versions(entries)
+        multi_version = self._systems_with_several_versions(entries, value_set)
         if self._nests(value_set) and len(page) == total:
             contains = self._tree(page, multi_version)
         else:
@@ -249,11 +249,17 @@ class Expander:
         return found
 
     @staticmethod
-    def _systems_with_several_versions(entries: list[Entry]) -> set[str]:
+    def _systems_with_several_versions(entries: list[Entry], value_set: dict) -> set[str]:
+        """Systems whose codes come from several versions, or whose includes name several (a
+        forced version may have made them one: each code still says which it is from)."""
         seen: dict[str, set[str | None]] = {}
         for entry in entries:
             seen.setdefault(entry.system, set()).add(entry.version)
-        return {system for system, found in seen.items() if len(found) > 1}
+        named: dict[str, set[str]] = {}
+        for include in (value_set.get("compose") or {}).get("include", []):
+            if isinstance(include, dict) and isinstance(include.get("system"), str) and include.get("version"):
+                named.setdefault(include["system"], set()).add(include["version"])
+        return {system for found in (seen, named) for system, versions in found.items() if len(versions) > 1}
 
     def _contains(self, entry: Entry, with_version: bool) -> dict:
         item: dict[str, Any] = {}
