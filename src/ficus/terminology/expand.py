@@ -201,8 +201,10 @@ class Expander:
 
     def _nests(self, value_set: dict) -> bool:
         """A hierarchy is kept for `excludeNested=false` over one include of a whole code system
-        or of an `is-a` filter, without excludes or paging."""
-        if self.options.exclude_nested or self.options.text or self.options.count is not None:
+        or of an `is-a` filter, without excludes or paging; with a text filter, only for the
+        subtree of an `is-a` filter (the matches of a whole code system are a flat list of hits),
+        a code whose parent the text left out at the top."""
+        if self.options.exclude_nested or self.options.count is not None:
             return False
         compose = value_set.get("compose") or {}
         includes = compose.get("include", [])
@@ -210,6 +212,8 @@ class Expander:
             return False
         include = includes[0]
         if include.get("concept") or include.get("valueSet") or not include.get("system"):
+            return False
+        if self.options.text and not include.get("filter"):
             return False
         return all(f.get("op") in ("is-a", "descendent-of") for f in include.get("filter", []))
 
