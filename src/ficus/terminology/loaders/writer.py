@@ -19,11 +19,11 @@ from typing import Any, Protocol, Self
 from ficus.store.database import Database
 
 BATCH = 5_000
-_INSERTS = {
-    "concept": "INSERT INTO tx_concept (cs, code, display, definition, status, inactive, abstract) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "designation": "INSERT INTO tx_designation (cs, code, language, use_system, use_code, use_display, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "property": "INSERT INTO tx_property (cs, code, property, type, value) VALUES (?, ?, ?, ?, ?)",
-    "hierarchy": "INSERT INTO tx_hierarchy (cs, parent, child) VALUES (?, ?, ?)",
+_INSERTS = {  # table -> columns; rows go in with the database's bulk insert (binary COPY on PostgreSQL)
+    "concept": ("cs", "code", "display", "definition", "status", "inactive", "abstract"),
+    "designation": ("cs", "code", "language", "use_system", "use_code", "use_display", "value"),
+    "property": ("cs", "code", "property", "type", "value"),
+    "hierarchy": ("cs", "parent", "child"),
 }
 CONTENT_TABLES = ("tx_concept", "tx_designation", "tx_property", "tx_hierarchy", "tx_closure")
 
@@ -127,7 +127,7 @@ class BulkWriter:
         if not rows:
             return
         with self.database.session(write=True) as tx:
-            tx.executemany(_INSERTS[table], rows)
+            self.database.insert_many(tx, f"tx_{table}", _INSERTS[table], rows)
         self._buffers[table] = []
 
     # -- completion ---------------------------------------------------------------------------
