@@ -14,7 +14,7 @@ import ficus.terminology.operations  # noqa: F401 - registers $expand, $validate
 from ficus.store.database import Database, open_database
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "terminology"
-TX_TABLES = ("tx_code_system", "tx_concept", "tx_designation", "tx_property", "tx_hierarchy", "tx_closure")
+TX_TABLES = ("tx_code_system", "tx_concept", "tx_designation", "tx_property", "tx_hierarchy", "tx_closure", "tx_subtree")
 
 
 @pytest.fixture

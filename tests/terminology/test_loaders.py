@@ -46,14 +46,25 @@ def test_icd10cm_agrees_with_the_cms_code_list(database: Database, client: TestC
     chapters = {code for code in loaded if "-" in code and code not in listed}
     assert loaded - chapters == listed
 
-    sample = random.Random(6).sample(sorted(c for c in listed if "-" not in c and len(c) > 3), 25)
+    # the hierarchy and billable codes as the code list alone implies them: a code's parent is its
+    # longest listed proper prefix, and a code is billable when no listed code extends it
+    codes_only = sorted(c for c in listed if "-" not in c)
+    parent_in_list = {c: next((c[:n] for n in range(len(c) - 1, 2, -1) if c[:n] in listed), None) for c in codes_only}
+    children_in_list: dict[str, set[str]] = {}
+    for child, listed_parent in parent_in_list.items():
+        if listed_parent:
+            children_in_list.setdefault(listed_parent, set()).add(child)
+    sample = random.Random(6).sample([c for c in codes_only if len(c) > 3], 40)
+    sample += random.Random(7).sample([c for c in codes_only if len(c) == 3], 10)
     for flat in sample:
-        code = f"{flat[:3]}.{flat[3:]}"
+        code = f"{flat[:3]}.{flat[3:]}" if len(flat) > 3 else flat
         body = client.get(f"CodeSystem/$lookup?system={ICD}&code={code}").json()
         found = properties(body)
+        if parent_in_list[flat] is not None:
+            assert [p.replace(".", "") for p in found["parent"]] == [parent_in_list[flat]], code
+        assert {c.replace(".", "") for c in found.get("child", [])} == children_in_list.get(flat, set()), code
+        assert found["billable"] == [not children_in_list.get(flat)], code
         parent = found["parent"][0]
-        assert code.startswith(parent.rstrip("X")) or parent.replace(".", "") in flat, (code, parent)
-        assert found["billable"] == [not found.get("child")]
         subsumed = client.get(f"CodeSystem/$subsumes?system={ICD}&codeA={parent}&codeB={code}").json()
         assert parameters(subsumed)["outcome"] == ["subsumes"]
 

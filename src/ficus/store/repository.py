@@ -7,6 +7,7 @@ outbox event, all inside the caller's database transaction.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ class Head:
     deleted: bool
 
 
+_GENERATION = itertools.count(1)
+
+
 class Repository:
     """Versioned FHIR storage on one `Database`."""
 
@@ -78,6 +82,9 @@ class Repository:
         self.definitions = with_stored_parameters(definitions)  # R4 plus stored SearchParameters
         self.extractor = IndexExtractor(self.definitions, base_url)
         self.load_search_parameters()
+        # committed transactions that wrote each resource type, in this process: caches of what is
+        # derived from stored resources (the terminology service's) compare these
+        self.generations: dict[str, int] = {}
 
     @contextmanager
     def reading(self, tx: Cursor | None = None) -> Iterator[Cursor]:
@@ -202,6 +209,8 @@ class Repository:
             writer = Writer(self, tx)
             yield writer
             writer.flush()
+        for res_type in writer.written_types:
+            self.generations[res_type] = next(_GENERATION)
 
 
 class Writer:
@@ -217,6 +226,7 @@ class Writer:
         self._tx = tx
         self._pending: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
         self._rids: list[int] = []
+        self.written_types: set[str] = set()
         self._for_update = " FOR UPDATE" if repository.database.dialect == "postgresql" else ""
 
     @property
@@ -282,6 +292,7 @@ class Writer:
         return self._store(res_type, res_id, head, None, "DELETE")
 
     def _store(self, res_type: str, res_id: str, head: Head | None, resource: dict | None, method: str) -> Version:
+        self.written_types.add(res_type)
         version = head.version + 1 if head else 1
         now = now_micros()
         content = None

@@ -143,7 +143,7 @@ class Expander:
         parameters = self._parameters(value_set)
         if parameters:
             expansion["parameter"] = parameters
-        multi_version = self._systems_with_several_versions(entries)
+        multi_version = self._systems_with_several_versions(entries, value_set)
         if self._nests(value_set) and len(page) == total:
             contains = self._tree(page, multi_version)
         else:
@@ -201,8 +201,10 @@ class Expander:
 
     def _nests(self, value_set: dict) -> bool:
         """A hierarchy is kept for `excludeNested=false` over one include of a whole code system
-        or of an `is-a` filter, without excludes or paging."""
-        if self.options.exclude_nested or self.options.text or self.options.count is not None:
+        or of an `is-a` filter, without excludes or paging; with a text filter, only for the
+        subtree of an `is-a` filter (the matches of a whole code system are a flat list of hits),
+        a code whose parent the text left out at the top."""
+        if self.options.exclude_nested or self.options.count is not None:
             return False
         compose = value_set.get("compose") or {}
         includes = compose.get("include", [])
@@ -210,6 +212,8 @@ class Expander:
             return False
         include = includes[0]
         if include.get("concept") or include.get("valueSet") or not include.get("system"):
+            return False
+        if self.options.text and not include.get("filter"):
             return False
         return all(f.get("op") in ("is-a", "descendent-of") for f in include.get("filter", []))
 
@@ -249,11 +253,17 @@ class Expander:
         return found
 
     @staticmethod
-    def _systems_with_several_versions(entries: list[Entry]) -> set[str]:
+    def _systems_with_several_versions(entries: list[Entry], value_set: dict) -> set[str]:
+        """Systems whose codes come from several versions, or whose includes name several (a
+        forced version may have made them one: each code still says which it is from)."""
         seen: dict[str, set[str | None]] = {}
         for entry in entries:
             seen.setdefault(entry.system, set()).add(entry.version)
-        return {system for system, found in seen.items() if len(found) > 1}
+        named: dict[str, set[str]] = {}
+        for include in (value_set.get("compose") or {}).get("include", []):
+            if isinstance(include, dict) and isinstance(include.get("system"), str) and include.get("version"):
+                named.setdefault(include["system"], set()).add(include["version"])
+        return {system for found in (seen, named) for system, versions in found.items() if len(versions) > 1}
 
     def _contains(self, entry: Entry, with_version: bool) -> dict:
         item: dict[str, Any] = {}

@@ -4,10 +4,10 @@ validator's required bindings, answered from everything the server has (packages
 CodeSystem and ValueSet resources, loaded releases).
 
 `Interactions.handle` runs each request `with serving(repository)`; `current()` is then that
-request's `Resolver`. Answers are cached per repository and kept while the server's stored
-CodeSystems and ValueSets and its active loaded releases are unchanged, which is checked once
-per request that asks. The database work runs on a small pool of its own threads: the asking
-code may be inside a transaction, and an SQLite connection cannot open a second one.
+request's `Resolver`. Answers are cached per repository under the service's `stamp` (stored
+CodeSystems, ValueSets and ConceptMaps and active loaded releases unchanged). Database work runs
+on a small pool of threads of its own: the asking code may be inside a transaction, and an
+SQLite connection cannot open a second one.
 """
 
 from __future__ import annotations
@@ -94,8 +94,18 @@ class Resolver:
 
     def _current_stamp(self) -> Stamp:
         if self._stamp is None:
-            self._stamp, self._loaded = _off_thread(lambda: self._answers.check(self.repository))
+            service = self._service()
+            stamp = service.stamp(read=False)
+            if stamp is None:
+                stamp = _off_thread(service.stamp)
+            self._stamp = stamp
+            self._loaded = self._answers.loaded(stamp, service)
         return self._stamp
+
+    def _service(self) -> Any:
+        from ficus.terminology.service import service_for
+
+        return service_for(self.repository)
 
     def _answer(self, key: tuple, compute: Callable[[], T]) -> T:
         stamp = self._current_stamp()
@@ -116,20 +126,22 @@ class _Answers:
     def __init__(self) -> None:
         self._items: OrderedDict[tuple, tuple[Stamp, Any]] = OrderedDict()
         self._stamp: Stamp | None = None
+        self._loaded: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
-    def check(self, repository: Repository) -> tuple[Stamp, dict[str, tuple[int, ...]]]:
-        """The current stamp; answers of an older one are dropped."""
-        stamp, loaded = _read_stamp(repository)
+    def loaded(self, stamp: Stamp, service: Any) -> dict[str, tuple[int, ...]]:
+        """The active loaded releases' ids by URL as of `stamp` (answers of older stamps go)."""
         with self._lock:
-            before, self._stamp = self._stamp, stamp
-            if before is not None and before != stamp:
+            if self._stamp == stamp:
+                return self._loaded
+        by_url: dict[str, tuple[int, ...]] = {}
+        for url, cs_id in service.loaded.active_ids():
+            by_url[url] = (*by_url.get(url, ()), cs_id)
+        with self._lock:
+            if self._stamp != stamp:
                 self._items.clear()
-        if before is not None and before[2] != stamp[2]:  # a load finished, maybe in another process
-            from ficus.terminology.service import service_for
-
-            service_for(repository).loaded.refresh()
-        return stamp, loaded
+                self._stamp, self._loaded = stamp, by_url
+        return by_url
 
     def get(self, key: tuple, stamp: Stamp) -> Any:
         with self._lock:
@@ -156,22 +168,6 @@ def _answers_for(repository: Repository) -> _Answers:
 
 def _off_thread(work: Callable[[], T]) -> T:
     return _WORKERS.submit(work).result()
-
-
-def _read_stamp(repository: Repository) -> tuple[Stamp, dict[str, tuple[int, ...]]]:
-    """What the answers depend on: the last change to a stored CodeSystem or ValueSet, and the
-    active loaded releases."""
-    with repository.database.session() as tx:
-        changed = tx.execute(
-            "SELECT (SELECT MAX(last_updated) FROM resource WHERE res_type = ?), "
-            "(SELECT MAX(last_updated) FROM resource WHERE res_type = ?)",
-            ("CodeSystem", "ValueSet"),
-        ).fetchone()
-        loaded = tx.execute("SELECT id, url FROM tx_code_system WHERE state = ? ORDER BY id", ("active",)).fetchall()
-    by_url: dict[str, tuple[int, ...]] = {}
-    for cs_id, url in loaded:
-        by_url[url] = (*by_url.get(url, ()), cs_id)
-    return (changed[0], changed[1], tuple(row[0] for row in loaded)), by_url
 
 
 def _context(repository: Repository) -> Any:

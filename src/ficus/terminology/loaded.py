@@ -1,6 +1,6 @@
 """Code systems loaded into the database (LOINC, SNOMED CT, RxNorm, ICD-10-CM), read in SQL.
 
-The tables are those of migration 0005. Only `active` versions are visible. The list of loaded
+The tables are those of migrations 0005 and 0010. Only `active` versions are visible. The list of loaded
 versions is re-read at most every few seconds, so a load finished by `ficus terminology load`
 in another process shows up without a restart.
 """
@@ -20,6 +20,8 @@ from ficus.terminology.model import CodeSystemProvider, Concept, Designation, Pr
 REFRESH_SECONDS = 5.0
 _CONCEPT_CACHE = 20_000
 _CHUNK = 250  # codes per IN (...) list
+_ANCHOR_EVERY = 4096  # a large subtree's codes remembered for paging: one in this many
+_SUBTREES = 1024  # subtrees whose anchors are kept
 
 
 class LoadedCodeSystems:
@@ -50,6 +52,10 @@ class LoadedCodeSystems:
         if time.monotonic() - self._read_at > REFRESH_SECONDS:
             self.refresh()
         return self._rows
+
+    def active_ids(self) -> list[tuple[str, int]]:
+        """(url, id) of every active version as last read (no database round trip)."""
+        return [(url, row[0]) for url, versions in self._rows.items() for row in versions.values()]
 
     def versions(self, url: str) -> list[str]:
         return list(self._current().get(url, {}))
@@ -91,6 +97,8 @@ class LoadedCodeSystem(CodeSystemProvider):
         self.properties = [PropertyDef(p["code"], p.get("uri"), p.get("type", "string"), p.get("description")) for p in meta.get("property", [])]
         self._count = concepts
         self._cache: OrderedDict[str, Concept | None] = OrderedDict()
+        self._subtrees: OrderedDict[str, list[str]] = OrderedDict()
+        self._ancestors: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _rows(self, sql: str, params: tuple) -> list:
@@ -238,41 +246,82 @@ class LoadedCodeSystem(CodeSystemProvider):
         )]
 
     def ancestors(self, code: str) -> set[str]:
-        return {r[0] for r in self._rows("SELECT ancestor FROM tx_closure WHERE cs = ? AND descendant = ?", (self.cs_id, code))}
+        with self._lock:
+            found = self._ancestors.get(code)
+            if found is not None:
+                self._ancestors.move_to_end(code)
+                return set(found)
+        found = frozenset(r[0] for r in self._rows("SELECT ancestor FROM tx_closure WHERE cs = ? AND descendant = ?", (self.cs_id, code)))
+        with self._lock:
+            self._ancestors[code] = found
+            if len(self._ancestors) > _CONCEPT_CACHE:
+                self._ancestors.popitem(last=False)
+        return set(found)
 
     def subsumes(self, ancestor: str, descendant: str) -> bool:
-        if ancestor == descendant:
-            return True
-        return bool(self._rows(
-            "SELECT 1 FROM tx_closure WHERE cs = ? AND ancestor = ? AND descendant = ?", (self.cs_id, ancestor, descendant)
-        ))
+        """From the descendant's ancestors (kept like concepts: membership tests of an is-a value
+        set ask this of the same codes again and again)."""
+        return ancestor == descendant or ancestor in self.ancestors(descendant)
 
     def _subtree_page(self, root: str, with_root: bool, offset: int, count: int | None) -> tuple[int, list[str]]:
         """A page of a subtree straight from the closure index (already in code order); for
         `is-a` the root is slotted in at its place in that order."""
         with self.database.session() as tx:
-            below = tx.execute("SELECT COUNT(*) FROM tx_closure WHERE cs = ? AND ancestor = ?", (self.cs_id, root)).fetchone()[0]
+            below = self._subtree_size(tx, root)
             total = below + (1 if with_root else 0)
             limit = total if count is None else count
-
-            def descendants(skip: int, take: int) -> list[str]:
-                if take <= 0:
-                    return []
-                return [r[0] for r in tx.execute(
-                    "SELECT descendant FROM tx_closure WHERE cs = ? AND ancestor = ? ORDER BY descendant LIMIT ? OFFSET ?",
-                    (self.cs_id, root, take, skip),
-                ).fetchall()]
-
             if not with_root:
-                return total, descendants(offset, limit)
-            rank = tx.execute(
-                "SELECT COUNT(*) FROM tx_closure WHERE cs = ? AND ancestor = ? AND descendant < ?", (self.cs_id, root, root)
-            ).fetchone()[0]
-            if offset + limit <= rank:
-                return total, descendants(offset, limit)
-            if offset > rank:
-                return total, descendants(offset - 1, limit)
-            return total, [*descendants(offset, rank - offset), root, *descendants(rank, offset + limit - rank - 1)]
+                return total, self._descendants(tx, root, below, offset, limit)
+            if offset == 0:
+                return total, sorted([*self._descendants(tx, root, below, 0, limit), root])[:limit]
+            # the code before the page tells on which side of the page the root sorts
+            rows = self._descendants(tx, root, below, offset - 1, limit + 1)
+            if not rows or rows[0] > root:
+                return total, rows[:limit]
+            return total, sorted([*rows[1:], root])[:limit]
+
+    def _descendants(self, tx: Any, root: str, below: int, skip: int, take: int) -> list[str]:
+        """`take` codes below `root` from the `skip`-th on, in code order. A deep page starts from
+        the nearest remembered code at or before `skip`, so that OFFSET steps over fewer than
+        _ANCHOR_EVERY index entries however deep the page is."""
+        if take <= 0 or skip >= below:
+            return []
+        start = ""
+        if skip >= _ANCHOR_EVERY:
+            anchors = self._anchors(tx, root)
+            anchor = min(skip // _ANCHOR_EVERY, len(anchors) - 1)
+            start, skip = anchors[anchor], skip - anchor * _ANCHOR_EVERY
+        return [r[0] for r in tx.execute(
+            "SELECT descendant FROM tx_closure WHERE cs = ? AND ancestor = ? AND descendant >= ? ORDER BY descendant LIMIT ? OFFSET ?",
+            (self.cs_id, root, start, take, skip),
+        ).fetchall()]
+
+    def _subtree_size(self, tx: Any, root: str) -> int:
+        """The codes below `root`: written at load (tx_subtree), else counted (a leaf, or a
+        release loaded before that table)."""
+        row = tx.execute("SELECT descendants FROM tx_subtree WHERE cs = ? AND code = ?", (self.cs_id, root)).fetchone()
+        if row is not None:
+            return int(row[0])
+        return int(tx.execute("SELECT COUNT(*) FROM tx_closure WHERE cs = ? AND ancestor = ?", (self.cs_id, root)).fetchone()[0])
+
+    def _anchors(self, tx: Any, root: str) -> list[str]:
+        """Every _ANCHOR_EVERY-th code below `root` in code order (read once per subtree: a
+        loaded release never changes)."""
+        with self._lock:
+            found = self._subtrees.get(root)
+            if found is not None:
+                self._subtrees.move_to_end(root)
+                return found
+        found = [r[0] for r in tx.execute(
+            "SELECT descendant FROM (SELECT descendant, ROW_NUMBER() OVER (ORDER BY descendant) AS n "
+            "FROM tx_closure WHERE cs = ? AND ancestor = ?) numbered WHERE n % ? = 1 ORDER BY descendant",
+            (self.cs_id, root, _ANCHOR_EVERY),
+        ).fetchall()]
+        with self._lock:
+            self._subtrees[root] = found
+            if len(self._subtrees) > _SUBTREES:
+                self._subtrees.popitem(last=False)
+        return found
 
     def codes_with_property(self, name: str, value: str) -> list[str]:
         return [r[0] for r in self._rows(

@@ -39,6 +39,7 @@ class Inputs:
             if isinstance(document, dict):
                 self.items.extend(p for p in document.get("parameter", []) if isinstance(p, dict) and isinstance(p.get("name"), str))
         self.header_language = invocation.request.headers.get("accept-language")
+        self._values = _by_name(self.items)
 
     def within(self, parameters: list[dict]) -> Inputs:
         """These inputs with `parameters` (one request of a batch) taking precedence."""
@@ -47,13 +48,14 @@ class Inputs:
         own = [p for p in parameters if isinstance(p, dict) and isinstance(p.get("name"), str)]
         layered.items = own + [p for p in self.items if p["name"] != "validation"]
         layered.header_language = self.header_language
+        layered._values = _by_name(layered.items)
         return layered
 
     def all(self, name: str) -> list[Any]:
-        return [_value(p) for p in self.items if p["name"] == name]
+        return list(self._values.get(name, ()))
 
     def get(self, name: str) -> Any:
-        found = self.all(name)
+        found = self._values.get(name)
         return found[0] if found else None
 
     def text(self, name: str) -> str | None:
@@ -163,6 +165,13 @@ class Inputs:
 def expansion_parameters(value_set: dict) -> list[tuple[str, Any]]:
     """Defaults a value set declares with the `valueset-expansion-parameter` extension."""
     return declared_parameters(value_set)
+
+
+def _by_name(items: list[dict]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for parameter in items:
+        found.setdefault(parameter["name"], []).append(_value(parameter))
+    return found
 
 
 def _typed(name: str, value: str) -> dict:

@@ -20,6 +20,7 @@ from ficus.terminology.issues import tx_error, tx_issue, tx_type
 from ficus.terminology.languages import Languages, display_for, language_matches
 from ficus.terminology.membership import Candidate, Membership
 from ficus.terminology.model import CodeSystemProvider, Concept, Designation
+from ficus.terminology.status import STANDARDS_STATUS
 from ficus.terminology.status import STANDARDS_STATUS, code_system_warnings, value_set_warnings
 
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
@@ -438,6 +439,15 @@ class Validator:
         choices = _display_choices(concept, provider.language, languages)
         if any(given == value for value, _ in choices):
             return
+        if any(given == d.value for d in concept.designations if _retired(d)):
+            shown = ", ".join(f'"{value}"' for value in dict.fromkeys(value for value, _ in choices))
+            outcome.issues.append(tx_issue(
+                "warning", "invalid", "display-comment",
+                f"'{given}' is no longer considered a correct display for code '{concept.code}' (status = deprecated). "
+                f"The correct display is one of {shown}.",
+                paths.display, "INACTIVE_DISPLAY_FOUND",
+            ))
+            return
         if any(given.lower() == value.lower() for value, _ in choices) and not provider.case_sensitive:
             return
         all_choices = _display_choices(concept, provider.language, Languages())
@@ -593,9 +603,17 @@ DISPLAY_USES = frozenset({"display", "preferredForLanguage", "900000000000003001
 
 def _shows(designation: Designation) -> bool:
     """A designation is a valid display when it is a translation (it has a language) or has no
-    use, or a display use; one with another use and no language is some other kind of term."""
+    use, or a display use; one with another use and no language is some other kind of term, and
+    a deprecated or withdrawn one is no longer correct."""
     use = designation.use
-    return designation.language is not None or not use or use.get("code") in DISPLAY_USES
+    return not _retired(designation) and (designation.language is not None or not use or use.get("code") in DISPLAY_USES)
+
+
+def _retired(designation: Designation) -> bool:
+    return any(
+        isinstance(e, dict) and e.get("url") == STANDARDS_STATUS and e.get("valueCode") in ("deprecated", "withdrawn")
+        for e in designation.extensions
+    )
 
 
 def _valid_displays(choices: list[tuple[str, str | None]], languages: Languages) -> str:

@@ -1,8 +1,8 @@
-"""Writes one code system release into the tx_* tables (migration 0005), in bulk and atomically.
+"""Writes one code system release into the tx_* tables (migrations 0005, 0010), in bulk and atomically.
 
 A load gets its own `tx_code_system` row in state `loading`; rows are inserted in batches (each
 batch its own transaction, so a large load does not hold one huge transaction open), the
-transitive closure is computed in SQL, and only then does one short transaction make the new
+transitive closure and the size of every subtree are computed in SQL, and only then does one short transaction make the new
 version `active` and the version it replaces `superseded`. Readers see the old version until
 that moment; a failed load deletes its rows and leaves the old version as it was.
 """
@@ -19,13 +19,13 @@ from typing import Any, Protocol, Self
 from ficus.store.database import Database
 
 BATCH = 5_000
-_INSERTS = {
-    "concept": "INSERT INTO tx_concept (cs, code, display, definition, status, inactive, abstract) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "designation": "INSERT INTO tx_designation (cs, code, language, use_system, use_code, use_display, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "property": "INSERT INTO tx_property (cs, code, property, type, value) VALUES (?, ?, ?, ?, ?)",
-    "hierarchy": "INSERT INTO tx_hierarchy (cs, parent, child) VALUES (?, ?, ?)",
+_INSERTS = {  # table -> columns; rows go in with the database's bulk insert (binary COPY on PostgreSQL)
+    "concept": ("cs", "code", "display", "definition", "status", "inactive", "abstract"),
+    "designation": ("cs", "code", "language", "use_system", "use_code", "use_display", "value"),
+    "property": ("cs", "code", "property", "type", "value"),
+    "hierarchy": ("cs", "parent", "child"),
 }
-CONTENT_TABLES = ("tx_concept", "tx_designation", "tx_property", "tx_hierarchy", "tx_closure")
+CONTENT_TABLES = ("tx_concept", "tx_designation", "tx_property", "tx_hierarchy", "tx_closure", "tx_subtree")
 
 
 class Progress(Protocol):
@@ -127,7 +127,7 @@ class BulkWriter:
         if not rows:
             return
         with self.database.session(write=True) as tx:
-            tx.executemany(_INSERTS[table], rows)
+            self.database.insert_many(tx, f"tx_{table}", _INSERTS[table], rows)
         self._buffers[table] = []
 
     # -- completion ---------------------------------------------------------------------------
@@ -145,6 +145,10 @@ class BulkWriter:
                 " SELECT u.descendant, h.parent FROM up u JOIN tx_hierarchy h ON h.cs = ? AND h.child = u.ancestor"
                 ") INSERT INTO tx_closure (cs, ancestor, descendant) SELECT ?, ancestor, descendant FROM up WHERE ancestor <> descendant",
                 (self.cs_id, self.cs_id, self.cs_id),
+            )
+            tx.execute(
+                "INSERT INTO tx_subtree (cs, code, descendants) SELECT cs, ancestor, COUNT(*) FROM tx_closure WHERE cs = ? GROUP BY cs, ancestor",
+                (self.cs_id,),
             )
         self.progress.phase("activate", None)
         with self.database.session(write=True) as tx:
