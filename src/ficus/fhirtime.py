@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from datetime import date, datetime, timezone
@@ -17,6 +18,7 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
+@functools.lru_cache(maxsize=256)  # a transaction's versions and its response share one timestamp
 def format_instant(micros: int) -> str:
     """`2026-11-24T08:00:00.123456+00:00`-style instant (FHIR `instant`, UTC)."""
     moment = datetime.fromtimestamp(micros / _MICROS, tz=timezone.utc)
