@@ -163,20 +163,21 @@ def _target_of(interactions: Interactions, writer: Writer, request: FhirRequest)
 
 def _rewrite_references(interactions: Interactions, writer: Writer, node: Any, references: dict[str, str]) -> None:
     """Rewrite `reference` values that name a Bundle entry or a conditional search, in place."""
-    if isinstance(node, dict):
+    if type(node) is dict:
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
+            if key == "reference" and type(value) is str:
                 if value in references:
                     node[key] = references[value]
                 elif "?" in value and not value.startswith(("http://", "https://", "#")):
                     node[key] = interactions.resolve_conditional_reference(writer, value)
-                elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
+                elif value.startswith(("urn:uuid:", "urn:oid:")):
                     raise FhirError.of(400, "not-found", f"Reference {value!r} names no entry of this Bundle")
-            else:
+            elif type(value) is dict or type(value) is list:  # only containers can hold references
                 _rewrite_references(interactions, writer, value, references)
-    elif isinstance(node, list):
+    elif type(node) is list:
         for item in node:
-            _rewrite_references(interactions, writer, item, references)
+            if type(item) is dict or type(item) is list:
+                _rewrite_references(interactions, writer, item, references)
 
 
 def _at_entry(error: FhirError, index: int, request: FhirRequest) -> FhirError:

@@ -650,29 +650,30 @@ class _SimplePlan:
             self.keys[suffix] = (code + suffix, param_key(res_type, code + suffix))
 
     def emit(self, resource: dict, rows: IndexRows) -> None:
-        seen: set[tuple] = set()
+        found: list[tuple[str, tuple]] = []
         for walk, prefix in self.walks:
             if prefix is _UNGROUPED:
-                self._add(walk(resource), None, seen, rows)
+                self._convert(walk(resource), None, found)
             elif prefix is None:
-                self._add(walk(resource), 0, seen, rows)
+                self._convert(walk(resource), 0, found)
             else:
                 elements = resource.get(prefix)
                 if elements is None:
                     continue
                 for index, element in enumerate(elements if type(elements) is list else [elements]):
                     if element is not None:
-                        self._add(walk(element), index + 1, seen, rows)
+                        self._convert(walk(element), index + 1, found)
+        if len(found) > 1:
+            found = list(dict.fromkeys(found))  # one row per distinct value
+        for table, row in found:
+            rows[table].append(row)
 
-    def _add(self, values: list[Any], group: int | None, seen: set[tuple], rows: IndexRows) -> None:
+    def _convert(self, values: list[Any], group: int | None, found: list[tuple[str, tuple]]) -> None:
         keys = self.keys
         for value in values:
             for table, suffix, columns in self.converter(value):
                 name, pkey = keys[suffix]
-                row = (name, pkey, group, *columns)
-                if row not in seen:
-                    seen.add(row)
-                    rows[table].append(row)
+                found.append((table, (name, pkey, group, *columns)))
 
 
 class _CompositePlan:
