@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from datetime import date, datetime, timezone
@@ -10,6 +11,7 @@ from datetime import date, datetime, timezone
 _DATE_TIME = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
 )
+_SECONDS_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _MICROS = 1_000_000
 
 
@@ -17,6 +19,7 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
+@functools.lru_cache(maxsize=256)  # a transaction's versions and its response share one timestamp
 def format_instant(micros: int) -> str:
     """`2026-11-24T08:00:00.123456+00:00`-style instant (FHIR `instant`, UTC)."""
     moment = datetime.fromtimestamp(micros / _MICROS, tz=timezone.utc)
@@ -29,6 +32,8 @@ def http_date(micros: int) -> str:
 
 def date_range(text: str) -> tuple[int, int] | None:
     """The UTC microsecond range [low, high] a FHIR date/dateTime/instant covers, at its precision."""
+    if len(text) == 20 and _SECONDS_UTC.fullmatch(text):
+        return _seconds_utc(text)
     match = _DATE_TIME.fullmatch(text.strip())
     if not match:
         return None
@@ -52,6 +57,15 @@ def date_range(text: str) -> tuple[int, int] | None:
             width = 10 ** (6 - len(digits)) if len(digits) < 6 else 1
             return _span(y, m, d, int(hour), int(minute), int(second), micros, width, zone)
         return _span(y, m, d, int(hour), int(minute), int(second), 0, _MICROS, zone)
+    except ValueError:
+        return None
+
+
+def _seconds_utc(text: str) -> tuple[int, int] | None:
+    """`YYYY-MM-DDThh:mm:ssZ` (the shape the check above found) without the regex."""
+    try:
+        return _span(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
+                     int(text[17:19]), 0, _MICROS, "Z")
     except ValueError:
         return None
 

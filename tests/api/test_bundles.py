@@ -137,3 +137,33 @@ def test_batch_post_search_entry_needs_no_resource(client: TestClient) -> None:
     entry = response.json()["entry"][0]
     assert entry["response"]["status"] == "200 OK"
     assert entry["resource"]["total"] == 1
+
+
+def test_transaction_versions_share_one_last_updated_and_keep_decimals(client: TestClient) -> None:
+    """One transaction, one `lastUpdated` (in each resource and the response's lastModified);
+    decimals keep their exact text through decoding, indexing and storage."""
+    first = client.post("", json=bundle("transaction", post("urn:uuid:p0", {"resourceType": "Patient"})), headers=JSON)
+    observation = (
+        '{"resourceType": "Observation", "status": "final", "code": {"text": "weight"},'
+        ' "subject": {"reference": "urn:uuid:p1"},'
+        ' "valueQuantity": {"value": 72.50, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},'
+        ' "component": [{"code": {"text": "tiny"}, "valueQuantity": {"value": 1.000000000000000000001}},'
+        ' {"code": {"text": "big"}, "valueQuantity": {"value": 1.0E+2}}]}'
+    )
+    text = (
+        '{"resourceType": "Bundle", "type": "transaction", "entry": ['
+        '{"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},'
+        f'{{"fullUrl": "urn:uuid:o1", "resource": {observation}, "request": {{"method": "POST", "url": "Observation"}}}}]}}'
+    )
+    response = client.post("", content=text.encode(), headers=JSON)
+    assert response.status_code == 200, response.text
+    entries = response.json()["entry"]
+    stamps = {e["response"]["lastModified"] for e in entries}
+    stored = [client.get(e["response"]["location"].rsplit("/_history", 1)[0]) for e in entries]
+    assert len(stamps) == 1
+    assert {s.json()["meta"]["lastUpdated"] for s in stored} == stamps
+    assert stamps != {first.json()["entry"][0]["response"]["lastModified"]}, "another transaction, another time"
+    body = stored[1].content
+    assert b'"value":72.50' in body and b'"value":1.000000000000000000001' in body and b'"value":1.0E+2' in body
+    assert client.get("Observation", params={"value-quantity": "72.5|http://unitsofmeasure.org|kg"}).json()["total"] == 1
+    assert client.get("Observation", params={"component-value-quantity": "100"}).json()["total"] == 1

@@ -7,8 +7,6 @@ Bundle, entries run in the order DELETE, POST, PUT/PATCH, GET, and any failure u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -102,30 +100,40 @@ def _run_transaction(interactions: Interactions, requests: list[FhirRequest], en
         writer.reserve_rids(sum(1 for request in requests if request.method == "POST"))
         for index, request in enumerate(requests):
             if isinstance(request.body, dict):
-                with _blaming(index, request):
+                with _Blaming(index, request):
                     _rewrite_references(interactions, writer, request.body, references, request.caller)
         for index in sorted(range(len(requests)), key=lambda i: _ORDER[requests[i].method]):
-            with _blaming(index, requests[index]):
+            with _Blaming(index, requests[index]):
                 responses[index] = interactions.handle(requests[index], writer)
     return [r for r in responses if r is not None]
 
 
-@contextmanager
-def _blaming(index: int, request: FhirRequest) -> Iterator[None]:
-    """Report a failure inside the block as a failure of Bundle entry `index`."""
-    try:
-        yield
-    except FhirError as error:
-        raise _at_entry(error, index, request) from None
-    except RecursionError:
-        raise _at_entry(fhirjson.too_deep(), index, request) from None
+class _Blaming:
+    """Report a failure inside the block as a failure of Bundle entry `index` (a plain class:
+    it runs twice per entry, and a generator-based context manager costs several times more)."""
+
+    __slots__ = ("index", "request")
+
+    def __init__(self, index: int, request: FhirRequest) -> None:
+        self.index = index
+        self.request = request
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
+        if isinstance(error, FhirError):
+            raise _at_entry(error, self.index, self.request) from None
+        if isinstance(error, RecursionError):
+            raise _at_entry(fhirjson.too_deep(), self.index, self.request) from None
+        return False
 
 
 def _assign_ids(interactions: Interactions, writer: Writer, requests: list[FhirRequest], entries: list[dict]) -> dict[str, str]:
     """Map every entry's fullUrl to the `Type/id` it will have, settling conditional creates and updates."""
     references: dict[str, str] = {}
     for index, (request, entry) in enumerate(zip(requests, entries)):
-        with _blaming(index, request):
+        with _Blaming(index, request):
             target = _target_of(interactions, writer, request)
         full_url = entry.get("fullUrl")
         if target and isinstance(full_url, str):
@@ -163,20 +171,21 @@ def _target_of(interactions: Interactions, writer: Writer, request: FhirRequest)
 
 def _rewrite_references(interactions: Interactions, writer: Writer, node: Any, references: dict[str, str], caller: Caller) -> None:
     """Rewrite `reference` values that name a Bundle entry or a conditional search, in place."""
-    if isinstance(node, dict):
+    if type(node) is dict:
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
+            if key == "reference" and type(value) is str:
                 if value in references:
                     node[key] = references[value]
                 elif "?" in value and not value.startswith(("http://", "https://", "#")):
                     node[key] = interactions.resolve_conditional_reference(writer, value, caller)
-                elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
+                elif value.startswith(("urn:uuid:", "urn:oid:")):
                     raise FhirError.of(400, "not-found", f"Reference {value!r} names no entry of this Bundle")
-            else:
+            elif type(value) is dict or type(value) is list:  # only containers can hold references
                 _rewrite_references(interactions, writer, value, references, caller)
-    elif isinstance(node, list):
+    elif type(node) is list:
         for item in node:
-            _rewrite_references(interactions, writer, item, references, caller)
+            if type(item) is dict or type(item) is list:
+                _rewrite_references(interactions, writer, item, references, caller)
 
 
 def _at_entry(error: FhirError, index: int, request: FhirRequest) -> FhirError:

@@ -650,29 +650,30 @@ class _SimplePlan:
             self.keys[suffix] = (code + suffix, param_key(res_type, code + suffix))
 
     def emit(self, resource: dict, rows: IndexRows) -> None:
-        seen: set[tuple] = set()
+        found: list[tuple[str, tuple]] = []
         for walk, prefix in self.walks:
             if prefix is _UNGROUPED:
-                self._add(walk(resource), None, seen, rows)
+                self._convert(walk(resource), None, found)
             elif prefix is None:
-                self._add(walk(resource), 0, seen, rows)
+                self._convert(walk(resource), 0, found)
             else:
                 elements = resource.get(prefix)
                 if elements is None:
                     continue
                 for index, element in enumerate(elements if type(elements) is list else [elements]):
                     if element is not None:
-                        self._add(walk(element), index + 1, seen, rows)
+                        self._convert(walk(element), index + 1, found)
+        if len(found) > 1:
+            found = list(dict.fromkeys(found))  # one row per distinct value
+        for table, row in found:
+            rows[table].append(row)
 
-    def _add(self, values: list[Any], group: int | None, seen: set[tuple], rows: IndexRows) -> None:
+    def _convert(self, values: list[Any], group: int | None, found: list[tuple[str, tuple]]) -> None:
         keys = self.keys
         for value in values:
             for table, suffix, columns in self.converter(value):
                 name, pkey = keys[suffix]
-                row = (name, pkey, group, *columns)
-                if row not in seen:
-                    seen.add(row)
-                    rows[table].append(row)
+                found.append((table, (name, pkey, group, *columns)))
 
 
 class _CompositePlan:
@@ -872,10 +873,14 @@ _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "co
 _SKIPPED_STRING_KEYS = frozenset({"extension", "modifierExtension", "id", "use", "period", "system", "type"})
 
 
-def _string_rows(value: Any) -> Iterator[Row]:
+# Converters return lists, not generators: they run a few hundred thousand times a second.
+
+def _string_rows(value: Any) -> list[Row]:
+    rows = []
     for text in _strings(value):
         normalized = normalize_string(text)
-        yield "string", "", (normalized, text, normalized[:STRING_LIMIT].encode())
+        rows.append(("string", "", (normalized, text, normalized[:STRING_LIMIT].encode())))
+    return rows
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -902,83 +907,93 @@ def _text(value: Any) -> str | None:
     return normalize_string(value)[:STRING_LIMIT] if isinstance(value, str) and value else None
 
 
-def _token_rows(value: Any) -> Iterator[Row]:
-    if isinstance(value, bool):
-        yield "token", "", (None, "true" if value else "false", None)
-    elif isinstance(value, str):
-        yield "token", "", (None, value, None)
-    elif isinstance(value, (int, Decimal)):
-        yield "token", "", (None, str(value), None)
-    elif isinstance(value, dict):
+def _token_rows(value: Any) -> list[Row]:
+    if isinstance(value, dict):
         if "coding" in value or ("text" in value and "value" not in value and "code" not in value):
-            yield from _codeable_concept_rows(value)
-        elif "code" in value or ("system" in value and "value" not in value) or "display" in value:
-            yield from _coding_rows(value)
-        elif "value" in value:
-            yield from _identifier_rows(value)
+            return _codeable_concept_rows(value)
+        if "code" in value or ("system" in value and "value" not in value) or "display" in value:
+            return _coding_rows(value, [])
+        if "value" in value:
+            return _identifier_rows(value)
+        return []
+    if isinstance(value, bool):
+        return [("token", "", (None, "true" if value else "false", None))]
+    if isinstance(value, str):
+        return [("token", "", (None, value, None))]
+    if isinstance(value, (int, Decimal)):
+        return [("token", "", (None, str(value), None))]
+    return []
 
 
-def _codeable_concept_rows(value: dict) -> Iterator[Row]:
+def _codeable_concept_rows(value: dict) -> list[Row]:
+    rows: list[Row] = []
     displays = set()
     for coding in value.get("coding", []):
         if isinstance(coding, dict):
             displays.add(_text(coding.get("display")))
-            yield from _coding_rows(coding)
+            _coding_rows(coding, rows)
     text = _text(value.get("text"))
     if text and text not in displays:
-        yield "token", "", (None, None, text)
+        rows.append(("token", "", (None, None, text)))
+    return rows
 
 
-def _coding_rows(coding: dict) -> Iterator[Row]:
+def _coding_rows(coding: dict, rows: list[Row]) -> list[Row]:
+    """Adds the Coding's row to `rows`."""
     code, system = coding.get("code"), coding.get("system")
-    if code is not None or system is not None or coding.get("display"):
-        yield "token", "", (system, code if code is None else str(code), _text(coding.get("display")))
+    display = coding.get("display")
+    if code is not None or system is not None or display:
+        rows.append(("token", "", (system, code if code is None else str(code), _text(display))))
+    return rows
 
 
-def _identifier_rows(value: dict) -> Iterator[Row]:
+def _identifier_rows(value: dict) -> list[Row]:
     """Identifier and ContactPoint: `system|value`; an Identifier's type also feeds `:of-type`."""
     identifier_type = value.get("type") if isinstance(value.get("type"), dict) else {}
     text = _text(identifier_type.get("text"))
     raw = value["value"]
     code = raw if isinstance(raw, str) else str(raw)
-    yield "token", "", (value.get("system"), code, text)
+    rows: list[Row] = [("token", "", (value.get("system"), code, text))]
     for coding in identifier_type.get("coding", []):
         if isinstance(coding, dict) and coding.get("code"):
-            yield "token", OF_TYPE_SUFFIX, (coding.get("system"), coding["code"], code)
+            rows.append(("token", OF_TYPE_SUFFIX, (coding.get("system"), coding["code"], code)))
+    return rows
 
 
-def _date_rows(value: Any) -> Iterator[Row]:
+def _date_rows(value: Any) -> list[Row]:
     if isinstance(value, str):
         found = date_range(value)
-        if found:
-            yield "date", "", found
-    elif isinstance(value, dict):
+        return [("date", "", found)] if found else []
+    rows: list[Row] = []
+    if isinstance(value, dict):
         if "start" in value or "end" in value:
             start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
             end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
             if start or end:
-                yield "date", "", ((start[0] if start else -_FOREVER), (end[1] if end else _FOREVER))
+                rows.append(("date", "", ((start[0] if start else -_FOREVER), (end[1] if end else _FOREVER))))
         for event in value.get("event", []):
-            yield from _date_rows(event)
+            rows.extend(_date_rows(event))
         repeat = value.get("repeat")
         if isinstance(repeat, dict) and isinstance(repeat.get("boundsPeriod"), dict):
-            yield from _date_rows(repeat["boundsPeriod"])
+            rows.extend(_date_rows(repeat["boundsPeriod"]))
+    return rows
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, Decimal, float)) and not isinstance(value, bool)
 
 
-def _number_rows(value: Any) -> Iterator[Row]:
+def _number_rows(value: Any) -> list[Row]:
     if _is_number(value):
-        yield "number", "", (float(value), float(value))
-    elif isinstance(value, dict):
+        return [("number", "", (float(value), float(value)))]
+    if isinstance(value, dict):
         if _is_number(value.get("value")):
-            yield "number", "", (float(value["value"]), float(value["value"]))
-        elif "low" in value or "high" in value:  # Range
+            return [("number", "", (float(value["value"]), float(value["value"])))]
+        if "low" in value or "high" in value:  # Range
             low, high = _bound(value.get("low"), -_UNBOUNDED), _bound(value.get("high"), _UNBOUNDED)
             if low is not None and high is not None:
-                yield "number", "", (low, high)
+                return [("number", "", (low, high))]
+    return []
 
 
 _UNBOUNDED = 1e300
@@ -992,19 +1007,19 @@ def _bound(quantity: Any, default: float) -> float | None:
     return None
 
 
-def _quantity_rows(value: Any) -> Iterator[Row]:
+def _quantity_rows(value: Any) -> list[Row]:
     if isinstance(value, dict) and _is_number(value.get("value")):
         number = float(value["value"])
         system, code = value.get("system"), value.get("code")
         if code is None and "currency" in value:
             code, system = value["currency"], system or "urn:iso:std:iso:4217"
         cvalue, ccode = _canonical(number, system, code)
-        yield "quantity", "", (number, system, code, value.get("unit"), cvalue, ccode, number, cvalue)
-    elif isinstance(value, dict) and ("low" in value or "high" in value):  # Range
+        return [("quantity", "", (number, system, code, value.get("unit"), cvalue, ccode, number, cvalue))]
+    if isinstance(value, dict) and ("low" in value or "high" in value):  # Range
         ends = [q for q in (value.get("low"), value.get("high")) if isinstance(q, dict)]
         low, high = _bound(value.get("low"), -_UNBOUNDED), _bound(value.get("high"), _UNBOUNDED)
         if not ends or low is None or high is None:
-            return
+            return []
         unit = ends[0]
         system, code = unit.get("system"), unit.get("code")
         clow, ccode = _canonical(low, system, code) if "low" in value else (None, None)
@@ -1013,9 +1028,10 @@ def _quantity_rows(value: Any) -> Iterator[Row]:
         if ccode is not None:
             clow = -_UNBOUNDED if clow is None else clow
             chigh = _UNBOUNDED if chigh is None else chigh
-        yield "quantity", "", (low, system, code, unit.get("unit"), clow, ccode, high, chigh)
-    elif _is_number(value):
-        yield "quantity", "", (float(value), None, None, None, None, None, float(value), None)
+        return [("quantity", "", (low, system, code, unit.get("unit"), clow, ccode, high, chigh))]
+    if _is_number(value):
+        return [("quantity", "", (float(value), None, None, None, None, None, float(value), None))]
+    return []
 
 
 def _canonical(number: float, system: Any, code: Any) -> tuple[float | None, str | None]:
@@ -1026,36 +1042,35 @@ def _canonical(number: float, system: Any, code: Any) -> tuple[float | None, str
     return None, None
 
 
-def _reference_rows(value: Any) -> Iterator[Row]:
+def _reference_rows(value: Any) -> list[Row]:
     if isinstance(value, str):
         url = value.split("|", 1)[0]
         target_type, target_id = parse_reference(url) if "://" not in url else (None, None)
-        yield "reference", "", (target_type, target_id, url)
-    elif isinstance(value, dict):
+        return [("reference", "", (target_type, target_id, url))]
+    rows: list[Row] = []
+    if isinstance(value, dict):
         if "resourceType" in value:  # a resource itself (Bundle.entry[0].resource)
             if isinstance(value.get("id"), str):
-                yield "reference", "", (value["resourceType"], value["id"], None)
-            return
+                rows.append(("reference", "", (value["resourceType"], value["id"], None)))
+            return rows
         reference = value.get("reference")
         if isinstance(reference, str) and reference and not reference.startswith("#"):
             if "://" in reference:  # another server's resource, unless IndexExtractor finds it local
-                yield "reference", "", (None, None, reference)
+                rows.append(("reference", "", (None, None, reference)))
             else:
                 target_type, target_id = parse_reference(reference)
-                yield "reference", "", (target_type, target_id, reference if target_id is None else None)
+                rows.append(("reference", "", (target_type, target_id, reference if target_id is None else None)))
         identifier = value.get("identifier")
         if isinstance(identifier, dict) and "value" in identifier:
-            for _, _, columns in _identifier_rows(identifier):
-                yield "token", IDENTIFIER_SUFFIX, columns
-                break
+            rows.append(("token", IDENTIFIER_SUFFIX, _identifier_rows(identifier)[0][2]))
+    return rows
 
 
-def _uri_rows(value: Any) -> Iterator[Row]:
-    if isinstance(value, str):
-        yield "uri", "", (value,)
+def _uri_rows(value: Any) -> list[Row]:
+    return [("uri", "", (value,))] if isinstance(value, str) else []
 
 
-_CONVERTERS: dict[str, Callable[[Any], Iterator[Row]]] = {
+_CONVERTERS: dict[str, Callable[[Any], list[Row]]] = {
     "string": _string_rows,
     "token": _token_rows,
     "date": _date_rows,

@@ -218,7 +218,7 @@ class Writer:
 
     Inserts are buffered and sent with one `executemany` per statement when the transaction
     ends or before anything reads through `tx`, so a Bundle of creates costs a few round trips
-    instead of several per resource.
+    instead of several per resource. Every version it writes shares one `lastUpdated`.
     """
 
     def __init__(self, repository: Repository, tx: Cursor) -> None:
@@ -227,6 +227,7 @@ class Writer:
         self._pending: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
         self._rids: list[int] = []
         self.written_types: set[str] = set()
+        self._now: tuple[int, str] | None = None
         self._for_update = " FOR UPDATE" if repository.database.dialect == "postgresql" else ""
 
     @property
@@ -291,13 +292,20 @@ class Writer:
             return None
         return self._store(res_type, res_id, head, None, "DELETE")
 
+    def _timestamp(self) -> tuple[int, str]:
+        """The transaction's one `lastUpdated` (microseconds, and as an instant), taken at its first write."""
+        if self._now is None:
+            now = now_micros()
+            self._now = now, format_instant(now)
+        return self._now
+
     def _store(self, res_type: str, res_id: str, head: Head | None, resource: dict | None, method: str) -> Version:
         self.written_types.add(res_type)
         version = head.version + 1 if head else 1
-        now = now_micros()
+        now, instant = self._timestamp()
         content = None
         if resource is not None:
-            content = fhirjson.encode(_stamped(resource, res_id, version, now))
+            content = fhirjson.encode(_stamped(resource, res_id, version, instant))
         if head is None:
             if not self._rids:
                 self.reserve_rids(1)
@@ -326,11 +334,11 @@ def _fetch_version(tx: Cursor, sql: str, params: tuple) -> Version | None:
     return Version.from_row(row) if row else None
 
 
-def _stamped(resource: dict, res_id: str, version: int, now: int) -> dict:
+def _stamped(resource: dict, res_id: str, version: int, instant: str) -> dict:
     """The resource as stored: id and meta.versionId/lastUpdated set, resourceType first."""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = format_instant(now)
+    meta["lastUpdated"] = instant
     stamped = {"resourceType": resource["resourceType"], "id": res_id, "meta": meta}
     for key, value in resource.items():
         if key not in stamped:

@@ -463,25 +463,48 @@ def _integer_check(name: str, minimum: int) -> PrimitiveCheck:
 
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Patterns a printable value (no control character, tab, CR or LF) satisfies without a regex:
+# string and markdown allow any such text, uri/url/canonical any without a space.
+_ANY_TEXT = r"[ \r\n\t\S]+"
+_NO_WHITESPACE = r"\S*"
 
 
 def _string_check(
     name: str, pattern: re.Pattern | None, max_length: int | None
 ) -> PrimitiveCheck:
+    source = pattern.pattern.replace(r"\s*+", r"\s*") if pattern is not None else None
+    if pattern is None or source == _ANY_TEXT:
+        def plain(value: str) -> bool:
+            return True
+    elif source == _NO_WHITESPACE:
+        def plain(value: str) -> bool:
+            return " " not in value
+    else:
+        def plain(value: str) -> bool:
+            return pattern.fullmatch(value) is not None  # type: ignore[union-attr]
+    limit = max_length if max_length is not None else float("inf")
+
     def check(value: object) -> Problem | None:
-        if type(value) is not str:
-            return "structure", f"Expected a JSON string for {name}, not {_json_kind(value)}"
-        if not value or value.isspace():
-            return "value", f"A {name} value must not be empty or only whitespace"
-        if _CONTROL_CHARACTER.search(value):
-            return "value", f"A {name} value must not contain control characters other than tab, CR and LF"
-        if max_length is not None and len(value) > max_length:
-            return "value", f"A {name} value must not be longer than {max_length} characters"
-        if pattern is not None and pattern.fullmatch(value) is None:
-            return "value", f"{_shown(value)} is not a valid {name}"
-        return None
+        if type(value) is str and value.isprintable() and value and value[0] != " " and len(value) <= limit:
+            if plain(value):
+                return None  # the common case, decided without the regexes below
+        return _string_problem(name, pattern, max_length, value)
 
     return check
+
+
+def _string_problem(name: str, pattern: re.Pattern | None, max_length: int | None, value: object) -> Problem | None:
+    if type(value) is not str:
+        return "structure", f"Expected a JSON string for {name}, not {_json_kind(value)}"
+    if not value or value.isspace():
+        return "value", f"A {name} value must not be empty or only whitespace"
+    if _CONTROL_CHARACTER.search(value):
+        return "value", f"A {name} value must not contain control characters other than tab, CR and LF"
+    if max_length is not None and len(value) > max_length:
+        return "value", f"A {name} value must not be longer than {max_length} characters"
+    if pattern is not None and pattern.fullmatch(value) is None:
+        return "value", f"{_shown(value)} is not a valid {name}"
+    return None
 
 
 def _check_xhtml(value: object) -> Problem | None:
