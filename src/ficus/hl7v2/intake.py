@@ -18,9 +18,10 @@ from ficus.hl7v2 import store as s
 from ficus.hl7v2.ack import acknowledgement
 from ficus.hl7v2.apply import apply_conversion
 from ficus.hl7v2.errors import ErrorLocation, Problem, V2Error
-from ficus.hl7v2.mapping import MappingOptions, UnsupportedMessage, convert
+from ficus.hl7v2.mapping import MappingOptions, UnsupportedMessage, Vocabulary, convert
 from ficus.hl7v2.message import Header, V2Message, loose_header, message_digest
 from ficus.outcome import FhirError
+from ficus.terminology.mapping.bridge import StoredConceptMaps
 
 log = logging.getLogger("ficus.hl7v2")
 
@@ -54,6 +55,8 @@ class Intake:
         self.store = message_store
         self.options = options or MappingOptions()
         self.encoding = encoding
+        # local codes are translated by the ConceptMaps stored in this server
+        self.vocabulary = Vocabulary(local_maps=StoredConceptMaps(interactions.repository))
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -149,7 +152,7 @@ class Intake:
     def _process(self, stored: s.StoredMessage, message: V2Message, replay: bool = False) -> Outcome:
         """Map and apply a stored message (leased to us) and record the outcome."""
         try:
-            conversion = convert(message, self.options, recorded=stored.received)
+            conversion = convert(message, self.options, recorded=stored.received, vocabulary=self.vocabulary)
             applied = apply_conversion(self.interactions, conversion)
         except UnsupportedMessage as error:
             self.store.finish(stored.id, s.UNSUPPORTED, error=error.problem.describe())
