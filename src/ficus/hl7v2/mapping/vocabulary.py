@@ -13,6 +13,7 @@ import csv
 import io
 from importlib import resources
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import quote
 
@@ -29,9 +30,23 @@ def local_code_system(facility: str, coding_system: str) -> str:
 
 
 class LocalCodeMaps(Protocol):
-    """Translations of local codes, e.g. from the ConceptMaps stored in the server."""
+    """Translations of local codes, e.g. from the ConceptMaps stored in the server: for one
+    source system, each local code's standard codings."""
 
-    def translate(self, source_system: str, code: str) -> list[Coding]: ...
+    def translations(self, source_system: str) -> Mapping[str, list[Coding]]: ...
+
+
+class _PerMessage:
+    """A message's view of the local maps: each source system is asked once per message."""
+
+    def __init__(self, maps: LocalCodeMaps) -> None:
+        self.maps = maps
+        self.seen: dict[str, Mapping[str, list[Coding]]] = {}
+
+    def translations(self, source_system: str) -> Mapping[str, list[Coding]]:
+        if source_system not in self.seen:
+            self.seen[source_system] = self.maps.translations(source_system)
+        return self.seen[source_system]
 
 
 class ConceptMap:
@@ -109,7 +124,16 @@ class Vocabulary:
         coding system (none when the coding system is a known one)."""
         if self.local_maps is None or not code or self.system_uri(coding_system):
             return []
-        return self.local_maps.translate(local_code_system(facility, coding_system), code)
+        found = self.local_maps.translations(local_code_system(facility, coding_system)).get(code, [])
+        return [dict(coding) for coding in found]
+
+    def for_message(self) -> Vocabulary:
+        """This vocabulary for mapping one message: the local maps are read once for it."""
+        if self.local_maps is None:
+            return self
+        found = Vocabulary(self._overlay, _PerMessage(self.local_maps))
+        found._maps, found._lookups = self._maps, self._lookups
+        return found
 
     def code(self, table: str, code: str) -> str | None:
         coding = self.translate(table, code)

@@ -1,9 +1,9 @@
 """Stored ConceptMaps as the HL7 v2 bridge's translations of local codes.
 
-`StoredConceptMaps.translate(source_system, code)` answers from the current ConceptMaps whose
-group source is `source_system` (e.g. `urn:ficus:hl7v2:LAB1:L`). What it read is kept per source
-system and checked against one small query on the ConceptMap head rows, so an accepted mapping
-is used by the very next message, in this process or any other.
+`StoredConceptMaps.translations(source_system)` answers from the current ConceptMaps whose group
+source is `source_system` (e.g. `urn:ficus:hl7v2:LAB1:L`). What it read is kept per source system
+and checked against one small query on the ConceptMap head rows (the bridge asks once per
+message), so an accepted mapping is used by the very next message, in this process or any other.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class StoredConceptMaps:
         self._cache: dict[str, tuple[tuple, dict[str, list[Coding]]]] = {}
         self._lock = threading.Lock()
 
-    def translate(self, source_system: str, code: str) -> list[Coding]:
+    def translations(self, source_system: str) -> dict[str, list[Coding]]:
         with self.repository.reading() as tx:
             stamp = tuple(tx.execute(
                 "SELECT COUNT(*), MAX(last_updated) FROM resource WHERE res_type = ?", ("ConceptMap",)
@@ -41,7 +41,7 @@ class StoredConceptMaps:
                 cached = (stamp, _translations(source_system, [fhirjson.decode(v.content) for v in versions if v.content]))
                 with self._lock:
                     self._cache[source_system] = cached
-        return [dict(coding) for coding in cached[1].get(code, [])]
+        return cached[1]
 
 
 def _translations(source_system: str, concept_maps: list[dict]) -> dict[str, list[Coding]]:
