@@ -29,8 +29,8 @@ def oru(control_id: str, facility: str, patient: str) -> str:
         f"MSH|^~\\&|LIS|{facility}|FICUS|FICUS|20240101120000+0100||ORU^R01|{control_id}|P|2.5.1",
         f"PID|1||{patient}^^^{facility}^MR||Doe^Jane||19800101|F",
         f"OBR|1||F{control_id}^LIS|CHEM^Chemistry^L|||20240101100000+0100||||||||||||||||||F",
-        f"OBX|1|NM|KSER^POTASSIUM, SERUM^L||4.1|mmol/L|3.5-5.1|N|||F|||20240101100000+0100",
-        f"OBX|2|ST|COMM^Comment^L||haemolysed||||||F|||20240101100000+0100",
+        "OBX|1|NM|KSER^POTASSIUM, SERUM^L||4.1|mmol/L|3.5-5.1|N|||F|||20240101100000+0100",
+        "OBX|2|ST|COMM^Comment^L||haemolysed||||||F|||20240101100000+0100",
     ])
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ficus import fhirjson
 from ficus.api.exchange import FhirRequest
@@ -48,7 +48,7 @@ def build_concept_map(accepted: Iterable[Accepted], map_url: str, res_id: str, e
                       name: str | None = None) -> dict:
     """The ConceptMap holding `existing`'s elements with the accepted ones laid over them (an
     accepted code replaces what the map said for that code)."""
-    concept_map = dict(existing) if existing else {
+    concept_map: dict[str, Any] = {k: v for k, v in existing.items() if k != "text"} if existing else {
         "resourceType": "ConceptMap", "id": res_id, "url": map_url, "status": "active",
         "name": name or re.sub(r"[^A-Za-z0-9]", "", res_id.title()) or "LocalCodeMap",
         "title": f"Local codes mapped with the Ficus mapping assistant ({res_id})",

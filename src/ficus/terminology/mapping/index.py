@@ -10,6 +10,7 @@ code system version.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import threading
@@ -32,14 +33,14 @@ _RETRIEVAL_POSTINGS = 20_000  # tokens used by more concepts than this only scor
 _FUZZY_CUTOFF = 80
 
 
-@dataclass
+@dataclass(slots=True)
 class IndexedConcept:
     """What scoring needs of one concept, computed once at index time."""
 
     code: str
     display: str
     name_tokens: tuple[str, ...]  # of the display (LOINC: without the [property] bracket)
-    tokens: frozenset[str]  # of the display and every designation
+    tokens: tuple[str, ...]  # of the display and every designation, once each (a tuple: far smaller than a set)
     variants: tuple[tuple[str, ...], ...] = ()  # other full names (ICD inclusion terms, modifiers left out)
     specimens: frozenset[str] = frozenset()
     property: str | None = None
@@ -116,8 +117,9 @@ class CandidateIndex:
             weight = self.idf[token] * likeness
             for position in self.postings[token]:
                 accumulated[position] = accumulated.get(position, 0.0) + weight
-        ranked = sorted(accumulated.items(), key=lambda item: (-item[1], self.concepts[item[0]].code))
-        return [position for position, _ in ranked[:limit]]
+        concepts = self.concepts
+        ranked = heapq.nsmallest(limit, accumulated.items(), key=lambda item: (-item[1], concepts[item[0]].code))
+        return [position for position, _ in ranked]
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -146,8 +148,7 @@ def _indexed(system: str, code: str, display: str, names: list[str], properties:
             essential = normalise.tokens(name, drop_parentheses=True)  # ICD: (words) are nonessential modifiers
             if essential and essential != name_tokens:
                 variants.append(essential)
-    every.add(code.lower())
-    concept = IndexedConcept(code, display, name_tokens, frozenset(every), tuple(variants))
+    concept = IndexedConcept(code, display, name_tokens, tuple(sorted(every)), tuple(variants))
     billable = properties.get("billable")
     if billable:
         concept.codable = billable[0].lower() in ("true", "1")

@@ -94,7 +94,7 @@ ABBREVIATIONS = {
 }
 # A candidate's "unspecified" costs nothing when the local name leaves the detail out.
 FREE_TOKENS = frozenset({"unspecified"})
-STOPWORDS = frozenset({"in", "of", "by", "the", "and", "or", "for", "to", "on", "from", "at", "a", "an", "as"})
+STOPWORDS = frozenset({"in", "of", "by", "the", "and", "or", "for", "to", "on", "from", "at", "an", "as"})
 
 # Specimen tokens -> the specimen they name; arterial/venous/capillary/cord blood are blood too.
 SPECIMENS = {
@@ -166,7 +166,7 @@ def words(text: str) -> list[str]:
     return found
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=4096)
 def tokens(text: str, drop_brackets: bool = False, drop_parentheses: bool = False) -> tuple[str, ...]:
     """The normalised tokens of a name, in order, abbreviations expanded, stop words dropped.
     `drop_brackets` leaves out a LOINC long name's [property]; `drop_parentheses` ICD's

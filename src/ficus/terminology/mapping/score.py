@@ -75,6 +75,8 @@ class Query:
     unit_property: str | None
     unit: str | None
     scale: str | None
+    weights: list[float] = field(default_factory=list)  # of each resolved token, in the index
+    seen: frozenset[str] = frozenset()  # every index token the query resolved to
 
 
 def read_query(index: CandidateIndex, local: LocalConcept) -> Query:
@@ -89,7 +91,9 @@ def read_query(index: CandidateIndex, local: LocalConcept) -> Query:
     elif _NOMINAL_WORDS & set(found):
         scale = "Nom"
     resolved = [index.resolve(token) for token in dict.fromkeys(found)]
-    return Query(local, found, resolved, normalise.specimens(found), unit_property, unit, scale)
+    weights = [index.weight(r.token) for r in resolved]
+    seen = frozenset(token for r in resolved for token, _ in r.matched)
+    return Query(local, found, resolved, normalise.specimens(found), unit_property, unit, scale, weights, seen)
 
 
 def score(index: CandidateIndex, query: Query, concept: IndexedConcept) -> Candidate:
@@ -123,12 +127,11 @@ def _display(index: CandidateIndex, query: Query, concept: IndexedConcept) -> tu
     return a * recall + b * best_name + c * likeness, matched
 
 
-def _recall(index: CandidateIndex, query: Query, tokens: frozenset[str] | set[str]) -> tuple[float, list[str]]:
+def _recall(index: CandidateIndex, query: Query, tokens: tuple[str, ...] | set[str]) -> tuple[float, list[str]]:
     """The share of the local name's weight that `tokens` cover (and the tokens that did)."""
     local_weight = covered = 0.0
     matched: list[str] = []
-    for resolved in query.resolved:
-        weight = index.weight(resolved.token)
+    for resolved, weight in zip(query.resolved, query.weights, strict=True):
         local_weight += weight
         hits = [(token, likeness) for token, likeness in resolved.matched if token in tokens]
         if hits:
@@ -140,11 +143,15 @@ def _recall(index: CandidateIndex, query: Query, tokens: frozenset[str] | set[st
 def _agreement(index: CandidateIndex, query: Query, name: tuple[str, ...]) -> float:
     """How well one full name of the candidate and the local name say the same thing: the
     harmonic mean of how much of each the other covers."""
-    recall, _ = _recall(index, query, set(name))
-    seen = {token for r in query.resolved for token, _ in r.matched}
-    own = [token for token in dict.fromkeys(name) if token not in normalise.FREE_TOKENS]
-    total = sum(index.weight(token) for token in own)
-    precision = sum(index.weight(token) for token in own if token in seen) / total if total else 0.0
+    recall, _ = _recall(index, query, name)
+    total = covered = 0.0
+    for token in dict.fromkeys(name):
+        if token not in normalise.FREE_TOKENS:
+            weight = index.weight(token)
+            total += weight
+            if token in query.seen:
+                covered += weight
+    precision = covered / total if total else 0.0
     return 2 * recall * precision / (recall + precision) if recall + precision else 0.0
 
 

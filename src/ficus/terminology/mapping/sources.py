@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ficus import fhirjson
-
 from ficus.hl7v2.mapping.vocabulary import Vocabulary, local_code_system
 from ficus.hl7v2.message import V2Message
 from ficus.store.database import Database
