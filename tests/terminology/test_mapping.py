@@ -12,7 +12,15 @@ from starlette.testclient import TestClient
 from tests.terminology.test_loaders import parameters
 from typer.testing import CliRunner
 
+from ficus.api.exchange import FhirRequest
+from ficus.api.interactions import Interactions
+from ficus.auth.policy import SmartPolicy
+from ficus.config import Settings
+from ficus.outcome import FhirError
+from ficus.policy import Caller
+from ficus.spec import definitions
 from ficus.store.database import Database
+from ficus.store.repository import Repository
 from ficus.terminology.cli import terminology_app
 from ficus.terminology.loaders import loinc
 from ficus.terminology.loaders.writer import Silent
@@ -111,6 +119,24 @@ def test_local_codes_found_in_stored_resources_are_offered_with_their_units(load
     assert parts["source"]["valueCoding"] == {"system": LOCAL, "code": "GLUM", "display": "GLUCOSE VENOUS METER"}
     assert parts["unit"]["valueString"] == "mg/dL" and parts["seen"]["valueInteger"] == 2
     assert candidates(suggestions[0])[0]["code"] == "104597-0"
+
+
+def test_codes_across_the_server_need_an_unrestricted_search_grant(loaded: Database, client: TestClient, database_url: str) -> None:
+    observation = {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOCAL, "code": "GLUM", "display": "G"}]}}
+    assert client.post("Observation", json=observation).status_code == 201
+    interactions = Interactions(Settings(database_url=database_url), Repository(loaded, definitions()), SmartPolicy())
+    patient_app = Caller(subject="app", scopes=frozenset({"patient/*.rs"}), patient="p1", client_id="app")
+    backend = Caller(subject="svc", scopes=frozenset({"system/*.rs"}), client_id="svc")
+    path = "ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources"
+    with pytest.raises(FhirError) as refused:
+        interactions.handle(FhirRequest.from_url("GET", path, caller=patient_app))
+    assert refused.value.status == 403 and "system/*.s" in str(refused.value)
+    listed = interactions.handle(FhirRequest.from_url("GET", path, caller=backend))
+    assert listed.status == 200 and [p["name"] for p in listed.body["parameter"]][0] == "suggestion"
+    own_codes = interactions.handle(FhirRequest.from_url("POST", "ConceptMap/$suggest-mappings", caller=patient_app, body={
+        "resourceType": "Parameters", "parameter": [{"name": "targetSystem", "valueUri": "loinc"},
+                                                    {"name": "sourceSystem", "valueUri": LOCAL}, concept("K", "K SERUM")]}))
+    assert own_codes.status == 200  # mapping codes the caller sends reads nobody's data
 
 
 def _mark(review: str, choose: dict[str, int]) -> str:

@@ -58,6 +58,8 @@ def _local_concepts(invocation: Invocation, assistant: MappingAssistant) -> list
     given = invocation.get_all("concept")
     if source is not None and source not in _SOURCES:
         raise MappingError(400, f"source must be one of {', '.join(_SOURCES)}, not {source!r}", "source")
+    if source is not None:
+        _require_whole_server(invocation)
     if source == "resources":
         found = sources.from_resources(assistant.repository.database, assistant.known_systems())
     elif source == "messages":
@@ -68,6 +70,14 @@ def _local_concepts(invocation: Invocation, assistant: MappingAssistant) -> list
         raise MappingError(400, "Nothing to map: give concept parameters, or source=resources|messages "
                                 "(no local codes were found there)", "concept" if source is None else "source")
     return found
+
+
+def _require_whole_server(invocation: Invocation) -> None:
+    """Stored resources and v2 messages are read across every patient: the policy must let the
+    caller search the whole server without restriction (a patient-context token may not)."""
+    if invocation.interactions.policy.search_restriction(invocation.request.caller, "*") is not None:
+        raise FhirError.of(403, "forbidden", "source=resources|messages reads codes across every patient's data: it needs "
+                                             "unrestricted search of every type (e.g. system/*.s)", "Parameters.parameter[source]")
 
 
 def _concept(parameter: Any, position: int, default_system: str | None) -> LocalConcept:
