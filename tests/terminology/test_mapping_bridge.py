@@ -1,6 +1,7 @@
 """An accepted mapping changes what the HL7 v2 bridge produces: a lab's local OBX-3 code, seen in
 stored messages, suggested, accepted for that sending facility, and from the next message on
-mapped to Observation.code with the LOINC coding beside the local one (over real MLLP)."""
+mapped to Observation.code with the LOINC coding beside the local one (over real MLLP); a
+replayed earlier message gets it too."""
 
 from __future__ import annotations
 
@@ -87,3 +88,8 @@ def test_an_accepted_mapping_adds_the_loinc_coding_to_the_next_messages_observat
     assert next(codings for codings in mapped if codings[0]["code"] == "COMM") == [{"code": "COMM", "display": "Comment"}]
     # the map is LAB1's: the same code from LAB2 means whatever LAB2 means by it
     assert [len(codings) for codings in observation_codes(client, "P4")] == [1, 1]
+
+    # replaying LAB1's earlier message brings what it produced up to date
+    first = next(m for m in listener.stack.store.messages() if m.control_id == "M1")
+    assert listener.stack.intake.replay(first.id).ack_code == "AA"
+    assert any(c.get("code") == "2823-3" for codings in observation_codes(client, "P1") for c in codings)
