@@ -20,9 +20,10 @@ from ficus.api.interactions import Interactions
 from ficus.hl7v2 import store as s
 from ficus.hl7v2.apply import apply_conversion
 from ficus.hl7v2.errors import Problem, V2Error
-from ficus.hl7v2.mapping import MappingOptions, UnsupportedMessage, convert
+from ficus.hl7v2.mapping import MappingOptions, UnsupportedMessage, Vocabulary, convert
 from ficus.hl7v2.message import V2Message
 from ficus.outcome import FhirError
+from ficus.terminology.mapping.bridge import StoredConceptMaps
 
 log = logging.getLogger("ficus.hl7v2")
 
@@ -60,6 +61,8 @@ class Mapper:
         self.interactions = interactions
         self.store = message_store
         self.options = options or MappingOptions()
+        # local codes are translated by the ConceptMaps stored in this server
+        self.vocabulary = Vocabulary(local_maps=StoredConceptMaps(interactions.repository))
         self.batch = batch
         self.holding: set[int] = set()  # claimed, not yet finished
         self.guard = threading.Lock()
@@ -123,7 +126,7 @@ class Mapper:
     def map(self, stored: s.StoredMessage, replay: bool = False) -> Outcome:
         """Map and apply a message leased to the caller; raises only `TRANSIENT` errors."""
         try:
-            conversion = convert(V2Message(stored.raw), self.options, recorded=stored.received)
+            conversion = convert(V2Message(stored.raw), self.options, recorded=stored.received, vocabulary=self.vocabulary)
             applied = apply_conversion(self.interactions, conversion)
         except UnsupportedMessage as error:
             return Outcome(s.UNSUPPORTED, "Stored, not mapped", [error.problem])

@@ -58,7 +58,7 @@ class Operation:
 
 
 REGISTRY: dict[str, list[Operation]] = {}
-BUILT_IN_MODULES = ("ficus.operations.reindex", "ficus.terminology.operations")
+BUILT_IN_MODULES = ("ficus.operations.reindex", "ficus.terminology.operations", "ficus.terminology.mapping.operation")
 
 
 def load_operations() -> None:

@@ -5,6 +5,7 @@
     ficus terminology load snomed SnomedCT_InternationalRF2_PRODUCTION_20240701T120000Z/Snapshot
     ficus terminology load rxnorm RxNorm_full_01062025/rrf
     ficus terminology list
+    ficus terminology map suggest|accept|evaluate ...   (the mapping assistant: ficus.terminology.mapping.cli)
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ficus.terminology.mapping.cli import map_app
+
 terminology_app = typer.Typer(help="Terminology content: load LOINC, SNOMED CT, RxNorm, ICD-10-CM.", no_args_is_help=True)
+terminology_app.add_typer(map_app, name="map")
 
 
 class Kind(str, Enum):

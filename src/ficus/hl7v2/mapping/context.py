@@ -35,7 +35,7 @@ class MappingContext:
         facility = self.header.sending_facility.split("^")[0] or self.header.sending_application.split("^")[0]
         self.facility = facility or "unknown"
         local = options.local_tables / _safe_name(self.facility) if options.local_tables else None
-        self.vocabulary = vocabulary.overlaid(local)
+        self.vocabulary = vocabulary.overlaid(local).for_message()
         self.builder = TransactionBuilder(self.header.sender)
         self.problems: list[Problem] = []
         self.patient: str | None = None  # the fullUrl of the message's patient

@@ -134,7 +134,8 @@ def quantity(ctx: MappingContext, value: Decimal | None, units: Composite) -> di
 
 def codeable_concept(ctx: MappingContext, cwe: Composite, table: str | None = None) -> dict | None:
     """CWE/CE/CNE -> CodeableConcept: the IG concept map's coding first (if `table` maps the
-    code), then the codings sent (identifier, alternate, second alternate), then the text."""
+    code), then the codings sent (identifier, alternate, second alternate), then what stored
+    ConceptMaps give for a local code, then the text."""
     codings = []
     if table:
         mapped = ctx.vocabulary.translate(table, cwe[1])
@@ -144,6 +145,9 @@ def codeable_concept(ctx: MappingContext, cwe: Composite, table: str | None = No
         coding = _coding(ctx, cwe[code], cwe[display], cwe[system], cwe[version])
         if coding and not any(_same_code(coding, known) for known in codings):
             codings.append(coding)
+    for translated in ctx.vocabulary.local_translations(ctx.facility, cwe[3], cwe[1]):
+        if not any(_same_code(translated, known) for known in codings):
+            codings.append(dict(translated))
     if table and len(codings) > 1 and "system" not in codings[1] and codings[1].get("code") == cwe[1]:
         del codings[1]  # the v2 code without a known system adds nothing to its translation
     result: dict[str, Any] = {}

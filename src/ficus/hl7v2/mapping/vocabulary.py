@@ -3,17 +3,50 @@
 The concept maps are the IG's own sheets (`tables/<Name>.csv`, v2 code in column 1, FHIR code,
 display and system on the right). A directory of local tables with the same names can be laid
 over them, per sending facility, to translate a site's own codes (`Vocabulary.overlaid`).
+Codes a sender sends in a local coding system can also be translated by stored FHIR
+ConceptMaps whose source is `local_code_system(facility, coding system)` (`LocalCodeMaps`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
 
 Coding = dict[str, str]
 _TABLES = resources.files("ficus.hl7v2") / "tables"
+LOCAL_CODE_SYSTEM_BASE = "urn:ficus:hl7v2:"
+
+
+def local_code_system(facility: str, coding_system: str) -> str:
+    """The code system URI of codes a sending facility sends in a local coding system (CWE-3
+    such as `L`, `99LAB`, or empty): `urn:ficus:hl7v2:<facility>:<coding system or L>`, the
+    source of the ConceptMaps that translate them."""
+    return f"{LOCAL_CODE_SYSTEM_BASE}{quote(facility or 'unknown', safe='')}:{quote(coding_system.strip() or 'L', safe='')}"
+
+
+class LocalCodeMaps(Protocol):
+    """Translations of local codes, e.g. from the ConceptMaps stored in the server: for one
+    source system, each local code's standard codings."""
+
+    def translations(self, source_system: str) -> Mapping[str, list[Coding]]: ...
+
+
+class _PerMessage:
+    """A message's view of the local maps: each source system is asked once per message."""
+
+    def __init__(self, maps: LocalCodeMaps) -> None:
+        self.maps = maps
+        self.seen: dict[str, Mapping[str, list[Coding]]] = {}
+
+    def translations(self, source_system: str) -> Mapping[str, list[Coding]]:
+        if source_system not in self.seen:
+            self.seen[source_system] = self.maps.translations(source_system)
+        return self.seen[source_system]
 
 
 class ConceptMap:
@@ -60,8 +93,9 @@ class _Columns:
 class Vocabulary:
     """All concept maps and coding-system names, read once, optionally overlaid by local tables."""
 
-    def __init__(self, overlay: Path | None = None) -> None:
+    def __init__(self, overlay: Path | None = None, local_maps: LocalCodeMaps | None = None) -> None:
         self._overlay = overlay
+        self.local_maps = local_maps
         self._maps: dict[str, ConceptMap] = {}
         self._lookups: dict[str, dict[str, str]] = {}
 
@@ -69,7 +103,7 @@ class Vocabulary:
         """This vocabulary with the tables in `directory` taking precedence (None: unchanged)."""
         if directory is None or not directory.is_dir():
             return self
-        return Vocabulary(directory)
+        return Vocabulary(directory, self.local_maps)
 
     def concept_map(self, name: str) -> ConceptMap:
         found = self._maps.get(name)
@@ -84,6 +118,22 @@ class Vocabulary:
     def translate(self, table: str, code: str) -> Coding | None:
         """The FHIR coding the IG concept map `table` gives for the v2 `code`."""
         return self.concept_map(table).get(code) if code else None
+
+    def local_translations(self, facility: str, coding_system: str, code: str) -> list[Coding]:
+        """Standard codings that stored ConceptMaps give for a code the facility sent in a local
+        coding system (none when the coding system is a known one)."""
+        if self.local_maps is None or not code or self.system_uri(coding_system):
+            return []
+        found = self.local_maps.translations(local_code_system(facility, coding_system)).get(code, [])
+        return [dict(coding) for coding in found]
+
+    def for_message(self) -> Vocabulary:
+        """This vocabulary for mapping one message: the local maps are read once for it."""
+        if self.local_maps is None:
+            return self
+        found = Vocabulary(self._overlay, _PerMessage(self.local_maps))
+        found._maps, found._lookups = self._maps, self._lookups
+        return found
 
     def code(self, table: str, code: str) -> str | None:
         coding = self.translate(table, code)
