@@ -49,7 +49,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     opened = context.new_page()
-    opened.set_default_timeout(10_000)
+    opened.set_default_timeout(30_000)  # generous for a loaded CI machine; a pass takes seconds
     yield opened
     context.close()
 
