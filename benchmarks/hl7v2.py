@@ -228,7 +228,10 @@ def _phase(phases: list[Phase], profile: Path | None, work, listener: Listener) 
     if profile is None:
         drive()
         return {}
-    return profiling.record(listener.process.pid, drive, profile)
+    summary = profiling.record(listener.process.pid, drive, profile)
+    if "file" in summary:
+        summary["file"] = profile.name  # beside the report
+    return summary
 
 
 def _all_accepted(port: int, stream: list[tuple[int, bytes]], connections: int) -> None:

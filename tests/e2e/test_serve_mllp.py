@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -24,8 +26,11 @@ def test_serve_starts_the_mllp_listener(database_url: str, monkeypatch: pytest.M
     try:
         ack = send_raw(mllp_port, START + ADT.encode() + END).decode()
         code, control, _ = acknowledgement(ack)
-        assert (code, control) == ("AA", "SERVE-1")
-        found = httpx.get(f"{server.base_url}/Patient", params={"family": "Serve"}).json()
+        assert (code, control) == ("AA", "SERVE-1")  # stored; mapped to FHIR in the background
+        deadline = time.monotonic() + 30
+        while (found := httpx.get(f"{server.base_url}/Patient", params={"family": "Serve"}).json())["total"] == 0:
+            assert time.monotonic() < deadline, "the message was not mapped"
+            time.sleep(0.05)
         assert found["total"] == 1
         assert found["entry"][0]["resource"]["birthDate"] == "1980-01-01"
     finally:

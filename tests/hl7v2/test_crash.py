@@ -26,7 +26,7 @@ from ficus.store.database import open_database
 
 from .mllp_client import END, START, acknowledgement, read_ack
 
-MESSAGES = int(os.environ.get("FICUS_TEST_HL7_CRASH_MESSAGES", "400"))
+MESSAGES = int(os.environ.get("FICUS_TEST_HL7_CRASH_MESSAGES", "300"))
 CONNECTIONS = 6
 PER_PATIENT = 5
 FICUS = Path(sys.executable).parent / "ficus"
@@ -129,17 +129,19 @@ def test_a_killed_listener_loses_and_duplicates_no_message(database_url: str, cl
             sender.join(600)
             assert sender.error is None, sender.error
         store = MessageStore(open_database(database_url))
-        deadline = time.monotonic() + 120 + MESSAGES * 0.2  # mapping is slower than receiving
-        while store.counts().get("received", 0) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        try:
+            deadline = time.monotonic() + 120 + MESSAGES * 0.2  # mapping is slower than receiving
+            while store.counts().get("received", 0) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            stored = list(store.messages(limit=MESSAGES * 2))
+        finally:
+            store.database.close()
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(30)
 
     assert MESSAGES // 2 <= len(acked_before_kill) < MESSAGES
     assert sum(sender.resent for sender in senders) >= 1  # someone had to resend
-    stored = list(store.messages(limit=MESSAGES * 2))
-    store.database.close()
     assert sorted(m.control_id for m in stored) == sorted(f"K{n}" for n in range(MESSAGES))  # each exactly once
     assert {m.status for m in stored} == {"mapped"}
     assert all(m.resources for m in stored)
