@@ -110,15 +110,21 @@ def test_local_codes_found_in_stored_resources_are_offered_with_their_units(load
              "valueQuantity": {"value": 98, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}
     standard = {"resourceType": "Observation", "status": "final",
                 "code": {"coding": [{"system": LOINC, "code": "2823-3", "display": "Potassium"}]}}
-    for resource in (local, local, standard):
+    rare = {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": LOCAL, "code": "UCX", "display": "Urine culture"}]}}
+    for resource in (local, local, standard, rare):
         assert client.post("Observation", json=resource).status_code == 201
-    body = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources").json()
+    body = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources&limit=1").json()
     suggestions = [p for p in body["parameter"] if p["name"] == "suggestion"]
-    assert len(suggestions) == 1
+    assert body["parameter"][0] == {"name": "total", "valueInteger": 2} and len(suggestions) == 1  # most seen first
     parts = {p["name"]: p for p in suggestions[0]["part"]}
     assert parts["source"]["valueCoding"] == {"system": LOCAL, "code": "GLUM", "display": "GLUCOSE VENOUS METER"}
     assert parts["unit"]["valueString"] == "mg/dL" and parts["seen"]["valueInteger"] == 2
     assert candidates(suggestions[0])[0]["code"] == "104597-0"
+    second = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources&limit=1&offset=1").json()
+    assert [p["part"][0]["valueCoding"]["code"] for p in second["parameter"] if p["name"] == "suggestion"] == ["UCX"]
+    too_many = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources&limit=5000")
+    assert too_many.status_code == 400 and too_many.json()["issue"][0]["expression"] == ["Parameters.parameter[limit]"]
 
 
 def test_codes_across_the_server_need_an_unrestricted_search_grant(loaded: Database, client: TestClient, database_url: str) -> None:
@@ -132,7 +138,7 @@ def test_codes_across_the_server_need_an_unrestricted_search_grant(loaded: Datab
         interactions.handle(FhirRequest.from_url("GET", path, caller=patient_app))
     assert refused.value.status == 403 and "system/*.s" in str(refused.value)
     listed = interactions.handle(FhirRequest.from_url("GET", path, caller=backend))
-    assert listed.status == 200 and [p["name"] for p in listed.body["parameter"]][0] == "suggestion"
+    assert listed.status == 200 and [p["name"] for p in listed.body["parameter"]][:2] == ["total", "suggestion"]
     own_codes = interactions.handle(FhirRequest.from_url("POST", "ConceptMap/$suggest-mappings", caller=patient_app, body={
         "resourceType": "Parameters", "parameter": [{"name": "targetSystem", "valueUri": "loinc"},
                                                     {"name": "sourceSystem", "valueUri": LOCAL}, concept("K", "K SERUM")]}))
