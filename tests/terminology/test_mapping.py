@@ -169,6 +169,10 @@ def test_cli_suggest_review_accept_then_translate(loaded: Database, client: Test
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(review.read_text())))
     assert {r["code"] for r in rows} == {"K", "BCX", "KWB"} and all(r["parts"].startswith("display ") for r in rows)
+    best = {r["code"]: r for r in rows if r["rank"] == "1"}
+    runner_up = {r["code"]: r for r in rows if r["rank"] == "2"}
+    assert all(float(best[c]["margin"]) == pytest.approx(float(best[c]["score"]) - float(runner_up[c]["score"]), abs=0.0015)
+               for c in best)
     marked = [(r["code"], r["rank"]) for r in rows if r["accept"] == "x"]
     assert marked == [(r["code"], "1") for r in rows if r["rank"] == "1" and float(r["score"]) >= 0.99]
 
@@ -188,13 +192,13 @@ def test_cli_suggest_review_accept_then_translate(loaded: Database, client: Test
                                                "display": "Potassium [Moles/volume] in Serum or Plasma"}} in match
 
     # A second review (another code, and K corrected by hand) merges into the same map.
-    runner_up = next(r["target_code"] for r in rows if r["code"] == "K" and r["rank"] == "2")
+    runner_up_code = runner_up["K"]["target_code"]
     review.write_text(_mark(review.read_text(), {"KWB": 1, "K": 2}))
     result = runner.invoke(terminology_app, ["map", "accept", str(review), "--url", "http://testserver/fhir/ConceptMap/lab-loinc"])
     assert result.exit_code == 0, result.output
     merged = client.get("ConceptMap/lab-loinc").json()
     mapped = {e["code"]: e["target"][0]["code"] for e in merged["group"][0]["element"]}
-    assert mapped == {"BCX": "600-7", "KWB": "6298-4", "K": runner_up}
+    assert mapped == {"BCX": "600-7", "KWB": "6298-4", "K": runner_up_code}
     assert merged["meta"]["versionId"] == "2"
 
 
