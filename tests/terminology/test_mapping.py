@@ -110,15 +110,21 @@ def test_local_codes_found_in_stored_resources_are_offered_with_their_units(load
              "valueQuantity": {"value": 98, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}
     standard = {"resourceType": "Observation", "status": "final",
                 "code": {"coding": [{"system": LOINC, "code": "2823-3", "display": "Potassium"}]}}
-    for resource in (local, local, standard):
+    rare = {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": LOCAL, "code": "UCX", "display": "Urine culture"}]}}
+    for resource in (local, local, standard, rare):
         assert client.post("Observation", json=resource).status_code == 201
-    body = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources").json()
+    body = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources&limit=1").json()
     suggestions = [p for p in body["parameter"] if p["name"] == "suggestion"]
-    assert len(suggestions) == 1
+    assert body["parameter"][0] == {"name": "total", "valueInteger": 2} and len(suggestions) == 1  # most seen first
     parts = {p["name"]: p for p in suggestions[0]["part"]}
     assert parts["source"]["valueCoding"] == {"system": LOCAL, "code": "GLUM", "display": "GLUCOSE VENOUS METER"}
     assert parts["unit"]["valueString"] == "mg/dL" and parts["seen"]["valueInteger"] == 2
     assert candidates(suggestions[0])[0]["code"] == "104597-0"
+    second = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources&limit=1&offset=1").json()
+    assert [p["part"][0]["valueCoding"]["code"] for p in second["parameter"] if p["name"] == "suggestion"] == ["UCX"]
+    too_many = client.get("ConceptMap/$suggest-mappings?targetSystem=loinc&source=resources&limit=5000")
+    assert too_many.status_code == 400 and too_many.json()["issue"][0]["expression"] == ["Parameters.parameter[limit]"]
 
 
 def test_codes_across_the_server_need_an_unrestricted_search_grant(loaded: Database, client: TestClient, database_url: str) -> None:
@@ -132,7 +138,7 @@ def test_codes_across_the_server_need_an_unrestricted_search_grant(loaded: Datab
         interactions.handle(FhirRequest.from_url("GET", path, caller=patient_app))
     assert refused.value.status == 403 and "system/*.s" in str(refused.value)
     listed = interactions.handle(FhirRequest.from_url("GET", path, caller=backend))
-    assert listed.status == 200 and [p["name"] for p in listed.body["parameter"]][0] == "suggestion"
+    assert listed.status == 200 and [p["name"] for p in listed.body["parameter"]][:2] == ["total", "suggestion"]
     own_codes = interactions.handle(FhirRequest.from_url("POST", "ConceptMap/$suggest-mappings", caller=patient_app, body={
         "resourceType": "Parameters", "parameter": [{"name": "targetSystem", "valueUri": "loinc"},
                                                     {"name": "sourceSystem", "valueUri": LOCAL}, concept("K", "K SERUM")]}))
@@ -163,6 +169,10 @@ def test_cli_suggest_review_accept_then_translate(loaded: Database, client: Test
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(review.read_text())))
     assert {r["code"] for r in rows} == {"K", "BCX", "KWB"} and all(r["parts"].startswith("display ") for r in rows)
+    best = {r["code"]: r for r in rows if r["rank"] == "1"}
+    runner_up = {r["code"]: r for r in rows if r["rank"] == "2"}
+    assert all(float(best[c]["margin"]) == pytest.approx(float(best[c]["score"]) - float(runner_up[c]["score"]), abs=0.0015)
+               for c in best)
     marked = [(r["code"], r["rank"]) for r in rows if r["accept"] == "x"]
     assert marked == [(r["code"], "1") for r in rows if r["rank"] == "1" and float(r["score"]) >= 0.99]
 
@@ -182,13 +192,13 @@ def test_cli_suggest_review_accept_then_translate(loaded: Database, client: Test
                                                "display": "Potassium [Moles/volume] in Serum or Plasma"}} in match
 
     # A second review (another code, and K corrected by hand) merges into the same map.
-    runner_up = next(r["target_code"] for r in rows if r["code"] == "K" and r["rank"] == "2")
+    runner_up_code = runner_up["K"]["target_code"]
     review.write_text(_mark(review.read_text(), {"KWB": 1, "K": 2}))
     result = runner.invoke(terminology_app, ["map", "accept", str(review), "--url", "http://testserver/fhir/ConceptMap/lab-loinc"])
     assert result.exit_code == 0, result.output
     merged = client.get("ConceptMap/lab-loinc").json()
     mapped = {e["code"]: e["target"][0]["code"] for e in merged["group"][0]["element"]}
-    assert mapped == {"BCX": "600-7", "KWB": "6298-4", "K": runner_up}
+    assert mapped == {"BCX": "600-7", "KWB": "6298-4", "K": runner_up_code}
     assert merged["meta"]["versionId"] == "2"
 
 

@@ -6,7 +6,8 @@ Inputs (GET query or POSTed Parameters): `targetSystem` (URI or loinc/snomed/rxn
 `targetVersion`, `sourceSystem` (the local system of `concept`s that name none), `concept`
 (repeating; parts `code`, `display`, `unit`, `system`), or `source` = `resources` | `messages`
 (the local codes found in stored resources, or in stored v2 messages, narrowed by `facility`);
-`count` (candidates per code, default 3), `threshold` (lowest score the draft map takes, default 0.8).
+`count` (candidates per code, default 3), `threshold` (lowest score the draft map takes, default 0.8),
+`offset` and `limit` (a page of the local codes, most often seen first; default 0 and 200, at most 1000).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ficus.terminology.mapping.suggest import MappingAssistant, MappingError, Su
 
 DEFINITION = "http://ficus.dev/fhir/OperationDefinition/ConceptMap-suggest-mappings"
 DEFAULT_THRESHOLD = 0.8
+DEFAULT_LIMIT, MAX_LIMIT = 200, 1000
 _SOURCES = ("resources", "messages")
 
 
@@ -38,14 +40,21 @@ def suggest_mappings(invocation: Invocation) -> FhirResponse:
                            "Parameters.parameter[targetSystem]")
     count = _number(invocation, "count", 3, int)
     threshold = _number(invocation, "threshold", DEFAULT_THRESHOLD, float)
+    offset = _number(invocation, "offset", 0, int)
+    limit = _number(invocation, "limit", DEFAULT_LIMIT, int)
+    if limit > MAX_LIMIT:
+        raise FhirError.of(400, "too-costly", f"limit is at most {MAX_LIMIT} local codes per call; page with offset",
+                           "Parameters.parameter[limit]")
     try:
         assistant.target(target, _text(invocation, "targetVersion"))
         local_concepts = _local_concepts(invocation, assistant)
-        suggestions = assistant.suggest(local_concepts, target, count, _text(invocation, "targetVersion"))
+        page = local_concepts[offset:offset + limit]
+        suggestions = assistant.suggest(page, target, count, _text(invocation, "targetVersion"))
     except MappingError as error:
         raise FhirError.of(error.status, "not-found" if error.status == 404 else "invalid", str(error),
                            f"Parameters.parameter[{error.where}]" if error.where else None) from None
-    parameters: list[dict] = [_suggestion(s) for s in suggestions]
+    parameters: list[dict] = [{"name": "total", "valueInteger": len(local_concepts)}]
+    parameters.extend(_suggestion(s) for s in suggestions)
     draft = _draft(invocation, suggestions, threshold)
     if draft is not None:
         parameters.append({"name": "conceptMap", "resource": draft})

@@ -1,6 +1,7 @@
-"""The review file: suggestions as CSV, one row per candidate, with an `accept` column a person
-marks (`x`, `y`, `yes`, `1`) and may correct (another target code, an equivalence); read back as
-the accepted mappings.
+"""The review file: suggestions as CSV, one row per candidate (score, the parts of the score, and
+for the best one its `margin` over the second), with an `accept` column a person marks (`x`,
+`y`, `yes`, `1`) and may correct (another target code, an equivalence); read back as the
+accepted mappings.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ficus.terminology.mapping.suggest import MappingError, Suggestion
 
 COLUMNS = (
     "accept", "source_system", "code", "display", "unit", "seen", "rank", "target_system", "target_code",
-    "target_display", "score", "parts", "equivalence",
+    "target_display", "score", "margin", "parts", "equivalence",
 )
 ACCEPT_MARKS = frozenset({"x", "y", "yes", "1", "true", "ok", "accept"})
 # R4 ConceptMapEquivalence
@@ -46,14 +47,21 @@ def write_review(suggestions: list[Suggestion], target_system: str, preselect: f
         local = suggestion.local
         head = [local.system or "", local.code, local.display, local.unit or "", local.count]
         if not suggestion.candidates:
-            writer.writerow(["", *head, "", target_system, "", "", "", "", "equivalent"])
+            writer.writerow(["", *head, "", target_system, "", "", "", "", "", "equivalent"])
         for position, candidate in enumerate(suggestion.candidates, start=1):
             marked = preselect is not None and position == 1 and candidate.score >= preselect
             writer.writerow([
                 "x" if marked else "", *head, position, candidate.system, candidate.code, candidate.display,
-                f"{candidate.score:.3f}", candidate.explain(), "equivalent",
+                f"{candidate.score:.3f}", _margin(suggestion, position), candidate.explain(), "equivalent",
             ])
     return out.getvalue()
+
+
+def _margin(suggestion: Suggestion, position: int) -> str:
+    """For the best candidate, its lead over the second: a small lead is a choice to look at."""
+    if position != 1 or len(suggestion.candidates) < 2:
+        return ""
+    return f"{suggestion.candidates[0].score - suggestion.candidates[1].score:.3f}"
 
 
 def read_review(text: str) -> list[Accepted]:

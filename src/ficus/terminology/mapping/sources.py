@@ -2,7 +2,8 @@
 that are not known standards, and the OBX-3 codes of stored HL7 v2 messages.
 
 Each source yields `LocalConcept`s, one per (system, code), with the display and unit seen most
-often and how many times the code was seen.
+often and how many times the code was seen; the stored ones come most often seen first, since
+those are the codes whose mapping matters most.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def from_resources(database: Database, known_systems: set[str], resource_types: 
         seen = found.get((system, code))
         if seen is not None and unit:
             seen.units[unit] += times
-    return [seen.concept() for seen in found.values()]
+    return by_frequency(seen.concept() for seen in found.values())
 
 
 _CHUNK = 500
@@ -170,7 +171,11 @@ def from_messages(database: Database, facility: str | None = None, limit: int = 
             units = obx.first(6)
             seen = found.setdefault((system, code), _Seen(system, code, sender))
             seen.add(display or identifier[9], units[1] or units[2] or None)
-    return [seen.concept() for seen in found.values()]
+    return by_frequency(seen.concept() for seen in found.values())
+
+
+def by_frequency(concepts: Iterable[LocalConcept]) -> list[LocalConcept]:
+    return sorted(concepts, key=lambda c: (-c.count, c.system or "", c.code))
 
 
 def _recent_messages(database: Database, limit: int) -> Iterator[str]:
