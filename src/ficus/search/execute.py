@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ficus.outcome import FhirError, Issue
+from ficus.search import snapshot
 from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
 from ficus.search.paging import Cursor, keyset_condition
-from ficus.search.query import Criterion, build_count, build_where
+from ficus.search.query import Criterion, build_count, build_where, compile_criteria, intersect_rids, split_rid_selects
+from ficus.search.types.base import Condition
 from ficus.search.sort import SortKey
 from ficus.spec import Definitions
 from ficus.store.database import Cursor as DbCursor
@@ -56,13 +58,15 @@ class Recorder:
         self.dialect = dialect
         self.statements: list[Statement] = []
 
-    def rows(self, purpose: str, sql: str, params: list) -> list:
+    def rows(self, purpose: str, sql: str, params: list, fetch: bool = True) -> list:
+        """The rows `sql` returns (none fetched for a statement that returns none: `fetch=False`)."""
         if len(params) > MAX_PARAMETERS:
             raise FhirError.of(400, "too-costly", f"The search needs {len(params)} SQL parameters (at most {MAX_PARAMETERS}); use fewer values")
         statement = Statement(purpose, sql, list(params))
         started = time.perf_counter()
         try:
-            found = self.tx.execute(sql, params).fetchall()
+            executed = self.tx.execute(sql, params)
+            found = executed.fetchall() if fetch else []
         except Exception as error:  # re-raised unless a client's value caused it
             raise _client_error(error) from error
         statement.seconds = time.perf_counter() - started
@@ -105,6 +109,9 @@ class SearchPlan:
     page: bool = True  # False: only the total (_summary=count, _count=0)
     includes: list[IncludeSpec] = field(default_factory=list)
     compartment: tuple[str, str, dict[str, list[str]]] | None = None  # (type, id, {type: params})
+    # sorted searches of several pages: False: page by keyset; "ask": stop after the first
+    # page's probe and set `SearchResult.wants_snapshot`; "make": store one (`tx` may write)
+    snapshot: bool | str = False
 
 
 @dataclass
@@ -116,19 +123,32 @@ class SearchResult:
     previous: Cursor | None
     warnings: list[Issue]
     statements: list[Statement]
+    wants_snapshot: bool = False  # run again with `snapshot="make"` in a write transaction
 
 
 def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) -> SearchResult:
     recorder = Recorder(tx, dialect)
-    where, params = scope_condition(recorder, definitions, plan)
+    matching = _matching(recorder, definitions, plan)
+    where, params = matching.where, matching.params
     matches: list[Version] = []
     included: list[Version] = []
     warnings: list[Issue] = []
     next_cursor = previous_cursor = None
     total: int | None = None
     complete_first_page = False
+    snapshot_total: int | None = None
     if plan.page and plan.count > 0:
-        matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, where, params)
+        stored = plan.cursor.snapshot if plan.cursor is not None else None
+        if stored is None and plan.snapshot == "make":
+            stored, snapshot_total = _make_snapshot(recorder, plan, matching, warnings)
+        elif stored is not None:
+            snapshot_total = snapshot.size(recorder, stored, _fingerprint(plan))
+        if stored is not None:
+            matches, match_rids, next_cursor, previous_cursor = _snapshot_page(recorder, plan, stored)
+        else:
+            matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, matching)
+            if plan.snapshot == "ask" and plan.sort and plan.cursor is None and next_cursor is not None:
+                return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
         complete_first_page = plan.cursor is None and plan.offset == 0 and next_cursor is None
         if plan.includes and matches:
             included, truncated = _includes(recorder, plan.includes, match_rids)
@@ -139,6 +159,8 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
                 ))
     if plan.total == "none":
         total = None
+    elif snapshot_total is not None:
+        total = snapshot_total
     elif complete_first_page:
         total = len(matches)
     else:
@@ -148,15 +170,38 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
 
 # -- scope --------------------------------------------------------------------------------------
 
+@dataclass
+class Matching:
+    """What a search matches: one SQL condition on `resource r`; for a single type, also the
+    same condition split into rid `SELECT`s over the index tables and the other conditions."""
+
+    where: str
+    params: list
+    res_type: str | None = None
+    selects: list[Condition] = field(default_factory=list)
+    others: list[Condition] = field(default_factory=list)
+
+
 def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> tuple[str, list]:
     """The SQL condition on `resource r` for the plan's types, criteria and compartment."""
+    matching = _matching(recorder, definitions, plan)
+    return matching.where, matching.params
+
+
+def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
     types = plan.types
     if plan.criteria and (types is None or len(types) > _MANY_TYPES):
         stored = stored_types(recorder)
         types = [t for t in types if t in stored] if types is not None else sorted(stored)
     if types is not None and len(types) == 1:
-        where, params = _build_where(definitions, types[0], plan.criteria)
-    elif plan.criteria:
+        conditions = _compile_criteria(definitions, types[0], plan.criteria)
+        if plan.compartment is not None:
+            conditions.append(_compartment_condition(*plan.compartment))
+        selects, others = split_rid_selects(conditions)
+        where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
+        params = [types[0], False, *(p for _, values in conditions for p in values)]
+        return Matching(where, params, types[0], selects, others)
+    if plan.criteria:
         # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
         # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
         # conditions (_id, _lastUpdated) stay an OR, which an ordered scan can stop early on.
@@ -182,13 +227,19 @@ def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPl
         sql, values = _compartment_condition(*plan.compartment)
         where += f" AND {sql}"
         params = [*params, *values]
-    return where, params
+    return Matching(where, params)
 
 
 def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> tuple[str, list]:
-    """`build_where`, making sure a failure names the parameter whose value caused it."""
+    conditions = _compile_criteria(definitions, res_type, criteria)
+    where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
+    return where, [res_type, False, *(p for _, values in conditions for p in values)]
+
+
+def _compile_criteria(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> list[Condition]:
+    """`compile_criteria`, making sure a failure names the parameter whose value caused it."""
     try:
-        return build_where(definitions, res_type, criteria)
+        return compile_criteria(definitions, res_type, criteria)
     except FhirError as error:
         if all(issue.expression for issue in error.issues):
             raise
@@ -233,8 +284,9 @@ def _compartment_condition(comp_type: str, comp_id: str, members: dict[str, list
         )
         params = [comp_type, comp_id, *params]
     if comp_type in members:
-        branches.append("SELECT c.rid FROM resource c WHERE c.res_type = ? AND c.res_id = ?")
-        params += [comp_type, comp_id]
+        # current and undeleted like index rows, so the branches together yield only matches
+        branches.append("SELECT c.rid FROM resource c WHERE c.res_type = ? AND c.res_id = ? AND c.deleted = ?")
+        params += [comp_type, comp_id, False]
     if not branches:
         return "1 = 0", []
     return f"r.rid IN ({' UNION '.join(branches)})", params
@@ -254,22 +306,13 @@ def stored_types(recorder: Recorder) -> set[str]:
 
 # -- the page -----------------------------------------------------------------------------------
 
-def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
     keys = plan.sort
     cursor = plan.cursor
     forward = cursor is None or cursor.forward
-    key_columns = [f"q.k{i}" for i in range(len(keys))]
-    select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
-    key_params = [p for key in keys for p in key.params]
-    inner = f"SELECT r.rid, r.res_type, r.res_id, r.version{select_keys} FROM resource r WHERE {where}"
-    sql_params = [*key_params, *params]
-    middle_where = ""
-    if cursor is not None:
-        condition, values = keyset_condition(
-            [(column, key.descending) for column, key in zip(key_columns, keys)], cursor, "q.rid"
-        )
-        middle_where = f" WHERE {condition}"
-        sql_params += values
+    reverse = not forward
+    limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
+    limit_params = [plan.count + 1, *([plan.offset] if plan.offset else [])]
 
     def order(alias: str, reverse: bool) -> str:
         terms = []
@@ -279,20 +322,51 @@ def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tup
         terms.append(f"{alias}.rid {'DESC' if reverse else 'ASC'}")
         return ", ".join(terms)
 
-    reverse = not forward
-    limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
-    sql_params.append(plan.count + 1)
-    if plan.offset:
-        sql_params.append(plan.offset)
+    head = ""
+    if not keys and matching.selects:
+        # Driven from the index rows in rid order: the page reads `_count` + 1 rids from the
+        # index and joins only those to `resource`, whatever the number of matches.
+        # The cursor's bound is repeated on `r.rid`: the planners do not carry a range across
+        # the join, and a merge join would otherwise walk `resource` from its first row.
+        bound, bound_params = keyset_condition([], cursor, "q.rid") if cursor is not None else ("", [])
+        rids, rid_params = intersect_rids(matching.selects, bound, bound_params)
+        if not matching.others:
+            # the limit inside: SQLite materialises a DISTINCT subquery before joining it
+            rids += f" ORDER BY {order('q', reverse)}{limit}"
+            rid_params += limit_params
+            limit, limit_params = "", []
+        conditions = [("r.res_type = ? AND r.deleted = ?", [matching.res_type, False])] if matching.others else []
+        conditions += matching.others
+        if cursor is not None:
+            conditions.append(keyset_condition([], cursor, "r.rid"))
+        where = " AND ".join(sql for sql, _ in conditions)
+        page = (
+            f"SELECT r.rid, r.res_type, r.res_id, r.version FROM ({rids}) q JOIN resource r ON r.rid = q.rid"
+            f"{' WHERE ' + where if where else ''} ORDER BY {order('q', reverse)}{limit}"
+        )
+        sql_params = [*rid_params, *(p for _, values in conditions for p in values), *limit_params]
+    else:
+        key_columns = [f"q.k{i}" for i in range(len(keys))]
+        select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
+        key_params = [p for key in keys for p in key.params]
+        inner = f"SELECT r.rid, r.res_type, r.res_id, r.version{select_keys} FROM resource r WHERE {matching.where}"
+        sql_params = [*key_params, *matching.params]
+        middle_where = ""
+        if cursor is not None:
+            condition, values = keyset_condition(
+                [(column, key.descending) for column, key in zip(key_columns, keys)], cursor, "q.rid"
+            )
+            middle_where = f" WHERE {condition}"
+            sql_params += values
+        sql_params += limit_params
+        mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
+        # With sort keys, q is a MATERIALIZED CTE: each key subquery then runs once per match;
+        # inlined, the planners copy it into every term of the keyset condition.
+        head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
+        page = f"SELECT q.rid, q.res_type, q.res_id, q.version{mid_keys} FROM {source}{middle_where} ORDER BY {order('q', reverse)}{limit}"
     out_keys = "".join(f", p.k{i}" for i in range(len(keys)))
-    mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
-    # With sort keys, q is a MATERIALIZED CTE: each key subquery then runs once per match;
-    # inlined, the planners copy it into every term of the keyset condition.
-    head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
     sql = (
-        f"{head}SELECT p.rid, {_CONTENT_COLUMNS}{out_keys} FROM ("
-        f"SELECT q.rid, q.res_type, q.res_id, q.version{mid_keys} FROM {source}{middle_where} "
-        f"ORDER BY {order('q', reverse)}{limit}"
+        f"{head}SELECT p.rid, {_CONTENT_COLUMNS}{out_keys} FROM ({page}"
         ") p JOIN resource_version v ON v.res_type = p.res_type AND v.res_id = p.res_id AND v.version = p.version "
         f"ORDER BY {order('p', reverse)}"
     )
@@ -321,6 +395,75 @@ def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tup
             previous_cursor = at(rows[0], False)
         next_cursor = at(rows[-1], True) if rows else Cursor(True, cursor.keys, cursor.rid - 1)
     return versions, rids, next_cursor, previous_cursor
+
+
+# -- snapshots of sorted results -----------------------------------------------------------------
+
+def _fingerprint(plan: SearchPlan) -> str:
+    return snapshot.fingerprint(plan.types, plan.criteria, plan.sort, plan.compartment)
+
+
+def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, warnings: list[Issue]) -> tuple[int | None, int | None]:
+    """Store the sorted matches; (None, None) when there are too many to keep."""
+    keys = plan.sort
+    select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
+    terms = [f"q.k{i} {'DESC' if key.descending else 'ASC'} NULLS LAST" for i, key in enumerate(keys)]
+    ordered = (
+        f"SELECT q.rid, ROW_NUMBER() OVER (ORDER BY {', '.join([*terms, 'q.rid ASC'])}) AS position "
+        f"FROM (SELECT r.rid{select_keys} FROM resource r WHERE {matching.where}) q"
+    )
+    made = snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + matching.params, _fingerprint(plan))
+    if made is None:
+        warnings.append(Issue(
+            "information", "informational",
+            f"More than {snapshot.MAX_ENTRIES} matches: pages follow the sort order as it is when each page is read",
+        ))
+        return None, None
+    return made
+
+
+def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+    """A page of a stored snapshot: the live entries after (or before) the cursor's position."""
+    cursor = plan.cursor
+    forward = cursor is None or cursor.forward
+    params: list = [stored, False]
+    bound = ""
+    if cursor is not None:
+        condition, values = keyset_condition([], cursor, "e.position")
+        bound = f" AND {condition}"
+        params += values
+    params.append(plan.count + 1)
+    if plan.offset and cursor is None:
+        params.append(plan.offset)
+    rows = recorder.rows(
+        "page",
+        f"SELECT e.position, r.rid, {_CONTENT_COLUMNS} FROM search_snapshot_entry e JOIN resource r ON r.rid = e.rid "
+        "JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version "
+        f"WHERE e.snapshot = ? AND r.deleted = ?{bound} ORDER BY e.position {'ASC' if forward else 'DESC'} LIMIT ?"
+        + (" OFFSET ?" if plan.offset and cursor is None else ""),
+        params,
+    )
+    more = len(rows) > plan.count
+    rows = rows[: plan.count]
+    if not forward:
+        rows.reverse()
+
+    def at(position: int, forward_cursor: bool) -> Cursor:
+        return Cursor(forward_cursor, (), position, stored)
+
+    next_cursor = previous_cursor = None
+    if forward:
+        if more:
+            next_cursor = at(rows[-1][0], True)
+        if rows and (cursor is not None or plan.offset):
+            previous_cursor = at(rows[0][0], False)
+        elif cursor is not None:
+            previous_cursor = at(cursor.rid + 1, False)  # up to and including it
+    else:
+        if more:
+            previous_cursor = at(rows[0][0], False)
+        next_cursor = at(rows[-1][0], True) if rows else at(cursor.rid - 1, True)
+    return [Version.from_row(row[2:8]) for row in rows], [row[1] for row in rows], next_cursor, previous_cursor
 
 
 def _count_matches(recorder: Recorder, definitions: Definitions, plan: SearchPlan, where: str, params: list) -> int:
