@@ -10,7 +10,6 @@ import threading
 import time
 
 import msgspec
-
 from starlette.testclient import TestClient
 
 from ficus.store.database import open_database

@@ -18,6 +18,7 @@ Every statement goes through `Recorder`, which times it, keeps its SQL and param
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -28,9 +29,16 @@ from ficus.outcome import FhirError, Issue
 from ficus.search import snapshot
 from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
 from ficus.search.paging import Cursor, keyset_condition
-from ficus.search.query import Criterion, build_count, build_where, compile_criteria, intersect_rids, split_rid_selects
-from ficus.search.types.base import Condition
+from ficus.search.query import (
+    Criterion,
+    build_where,
+    compile_criteria,
+    intersect_rids,
+    match_rids,
+    split_rid_selects,
+)
 from ficus.search.sort import SortKey
+from ficus.search.types.base import Condition
 from ficus.spec import Definitions
 from ficus.store.database import Cursor as DbCursor
 from ficus.store.repository import Version
@@ -129,7 +137,6 @@ class SearchResult:
 def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) -> SearchResult:
     recorder = Recorder(tx, dialect)
     matching = _matching(recorder, definitions, plan)
-    where, params = matching.where, matching.params
     matches: list[Version] = []
     included: list[Version] = []
     warnings: list[Issue] = []
@@ -164,7 +171,7 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
     elif complete_first_page:
         total = len(matches)
     else:
-        total = _count_matches(recorder, definitions, plan, where, params)
+        total = _count_matches(recorder, plan, matching)
     return SearchResult(matches, included, total, next_cursor, previous_cursor, warnings, recorder.statements)
 
 
@@ -466,33 +473,25 @@ def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[l
     return [Version.from_row(row[2:8]) for row in rows], [row[1] for row in rows], next_cursor, previous_cursor
 
 
-def _count_matches(recorder: Recorder, definitions: Definitions, plan: SearchPlan, where: str, params: list) -> int:
-    """The total: from the index tables alone when one type is searched (see `build_count`)."""
-    if plan.total == "accurate" and plan.compartment is None and plan.types is not None and len(plan.types) == 1:
-        sql, count_params = build_count(definitions, plan.types[0], plan.criteria)
-        return recorder.rows("count", sql, count_params)[0][0]
-    return _count(recorder, where, params, plan.total == "estimate")
-
-
-def _count(recorder: Recorder, where: str, params: list, estimate: bool) -> int:
-    if estimate and recorder.dialect == "postgresql":
+def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> int:
+    """The total, counted from the index tables alone where they answer (see `match_rids`);
+    `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW`, then asks the planner."""
+    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    if plan.total == "estimate" and recorder.dialect == "postgresql":
         capped = recorder.rows(
-            "count", f"SELECT COUNT(*) FROM (SELECT 1 FROM resource r WHERE {where} LIMIT ?) c",
-            [*params, ESTIMATE_EXACT_BELOW],
+            "count", f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, ESTIMATE_EXACT_BELOW],
         )[0][0]
         if capped < ESTIMATE_EXACT_BELOW:
             return capped
-        plan = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", params)
+        plan_rows = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) {source}", params)
         try:
-            document = plan[0][0]
+            document = plan_rows[0][0]
             if isinstance(document, (str, bytes)):
-                import json
-
                 document = json.loads(document)
             return max(capped, int(document[0]["Plan"]["Plan Rows"]))
         except (KeyError, IndexError, TypeError, ValueError):
             return capped
-    return recorder.rows("count", f"SELECT COUNT(*) FROM resource r WHERE {where}", params)[0][0]
+    return recorder.rows("count", f"SELECT COUNT(*) FROM ({source}) c", params)[0][0]
 
 
 # -- includes -----------------------------------------------------------------------------------

@@ -87,21 +87,22 @@ def split_rid_selects(conditions: list[Condition]) -> tuple[list[Condition], lis
 
 
 def build_count(definitions: Definitions, res_type: str, criteria: list[Criterion]) -> Condition:
-    """A statement counting the current `res_type` resources that match.
-
-    When every criterion selects rids from the index tables, the count reads the indexes alone
-    and never joins `resource` (one criterion: about 7 M resources/s on PostgreSQL instead of
-    2.5 M/s). Otherwise it counts over `build_where`.
-    """
+    """A statement counting the current `res_type` resources that match (see `match_rids`)."""
     conditions = compile_criteria(definitions, res_type, criteria)
-    selects, others = split_rid_selects(conditions)
-    if others:
-        where, params = build_where(definitions, res_type, criteria)
-        return f"SELECT COUNT(*) FROM resource r WHERE {where}", params
-    if not selects:
-        return "SELECT COUNT(*) FROM resource r WHERE r.res_type = ? AND r.deleted = ?", [res_type, False]
-    sql, params = intersect_rids(selects)
-    return f"SELECT COUNT(*) FROM ({sql}) q", params
+    where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
+    params = [res_type, False, *(p for _, values in conditions for p in values)]
+    sql, params = match_rids(*split_rid_selects(conditions), where, params)
+    return f"SELECT COUNT(*) FROM ({sql}) c", params
+
+
+def match_rids(selects: list[Condition], others: list[Condition], where: str, params: list) -> Condition:
+    """A `SELECT` of the matching rids, each once. When every criterion selects rids from the
+    index tables, it reads the indexes alone and never joins `resource` (one criterion: about
+    7 M resources/s counted on PostgreSQL instead of 2.5 M/s); otherwise it reads `resource`
+    with `where`, the whole condition."""
+    if selects and not others:
+        return intersect_rids(selects)
+    return f"SELECT r.rid FROM resource r WHERE {where}", params
 
 
 def intersect_rids(selects: list[Condition], extra: str = "", extra_params: Sequence = ()) -> Condition:
@@ -270,5 +271,5 @@ _RESOURCE_MODIFIERS: dict[str, frozenset[str | None]] = {
 
 __all__ = [
     "RESULT_PARAMETERS", "Criterion", "build_count", "build_where", "compile_criteria", "intersect_rids",
-    "is_known_parameter", "parse_criteria", "rid_subquery", "split_rid_selects",
+    "is_known_parameter", "match_rids", "parse_criteria", "rid_subquery", "split_rid_selects",
 ]
