@@ -3,7 +3,8 @@
 Statements per page (all fixed, none per resource):
 
 - 1 page statement: the keyset-paged, sorted match rows joined to their stored JSON
-  (`_summary=count` / `_count=0` skip it);
+  (`_summary=count` / `_count=0` skip it); unsorted, it takes `_count` + 1 rids from the index
+  rows in rid order and joins only those;
 - 0 or 1 count statement: skipped for `_total=none`, and when the first page already holds
   every match; `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW` and
   otherwise reads the planner's estimate (1 more statement);
@@ -11,6 +12,11 @@ Statements per page (all fixed, none per resource):
   levels, at most `include.MAX_LEVELS`);
 - 1 statement listing the stored resource types, only for a search over many types with
   criteria (system search without `_type`, compartment `*`).
+
+A sorted search whose first page is not its last runs once more in a write transaction
+(`SearchResult.wants_snapshot`) to store its snapshot: 2 purge statements, the INSERT ... SELECT
+of every match in order, its size and header, then the page read from the snapshot; its later
+pages cost a snapshot check, the page and the includes (the total is the snapshot's).
 
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
@@ -313,6 +319,20 @@ def stored_types(recorder: Recorder) -> set[str]:
 
 # -- the page -----------------------------------------------------------------------------------
 
+def _matches(matching: Matching, rows: bool = True) -> Condition:
+    """`FROM` and `WHERE` giving the matches as `r`: from the rids the index rows select where
+    they answer (no scan of `resource`), else from `resource` by the condition. `rows=False`:
+    only `r.rid` is read, so index-only matches need not join `resource` at all."""
+    if not matching.selects:
+        return f"resource r WHERE {matching.where}", matching.params
+    rids, params = intersect_rids(matching.selects)
+    if not rows and not matching.others:
+        return f"({rids}) r", params
+    where = " AND ".join(["r.res_type = ? AND r.deleted = ?", *(sql for sql, _ in matching.others)])
+    others = [matching.res_type, False, *(p for _, values in matching.others for p in values)]
+    return f"({rids}) m JOIN resource r ON r.rid = m.rid WHERE {where}", [*params, *others]
+
+
 def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
     keys = plan.sort
     cursor = plan.cursor
@@ -356,8 +376,9 @@ def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[lis
         key_columns = [f"q.k{i}" for i in range(len(keys))]
         select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
         key_params = [p for key in keys for p in key.params]
-        inner = f"SELECT r.rid, r.res_type, r.res_id, r.version{select_keys} FROM resource r WHERE {matching.where}"
-        sql_params = [*key_params, *matching.params]
+        source, source_params = _matches(matching, any(key.reads_resource for key in keys))
+        inner = f"SELECT r.rid{select_keys} FROM {source}"
+        sql_params = [*key_params, *source_params]
         middle_where = ""
         if cursor is not None:
             condition, values = keyset_condition(
@@ -368,9 +389,12 @@ def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[lis
         sql_params += limit_params
         mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
         # With sort keys, q is a MATERIALIZED CTE: each key subquery then runs once per match;
-        # inlined, the planners copy it into every term of the keyset condition.
+        # inlined, the planners copy it into every term of the keyset condition. Only the
+        # page's rows are then joined to `resource`.
         head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
-        page = f"SELECT q.rid, q.res_type, q.res_id, q.version{mid_keys} FROM {source}{middle_where} ORDER BY {order('q', reverse)}{limit}"
+        top = f"SELECT q.rid{mid_keys} FROM {source}{middle_where} ORDER BY {order('q', reverse)}{limit}"
+        top_keys = "".join(f", t.k{i}" for i in range(len(keys)))
+        page = f"SELECT t.rid, r.res_type, r.res_id, r.version{top_keys} FROM ({top}) t JOIN resource r ON r.rid = t.rid"
     out_keys = "".join(f", p.k{i}" for i in range(len(keys)))
     sql = (
         f"{head}SELECT p.rid, {_CONTENT_COLUMNS}{out_keys} FROM ({page}"
@@ -415,11 +439,12 @@ def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, war
     keys = plan.sort
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
     terms = [f"q.k{i} {'DESC' if key.descending else 'ASC'} NULLS LAST" for i, key in enumerate(keys)]
+    source, source_params = _matches(matching, any(key.reads_resource for key in keys))
     ordered = (
         f"SELECT q.rid, ROW_NUMBER() OVER (ORDER BY {', '.join([*terms, 'q.rid ASC'])}) AS position "
-        f"FROM (SELECT r.rid{select_keys} FROM resource r WHERE {matching.where}) q"
+        f"FROM (SELECT r.rid{select_keys} FROM {source}) q"
     )
-    made = snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + matching.params, _fingerprint(plan))
+    made = snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + source_params, _fingerprint(plan))
     if made is None:
         warnings.append(Issue(
             "information", "informational",
