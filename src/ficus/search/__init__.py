@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ficus.search.execute import SearchPlan, SearchResult, run
-from ficus.search.query import Criterion, build_where, compile_criteria, intersect_rids, parse_criteria, split_rid_selects
+from ficus.search.query import (
+    Criterion,
+    build_where,
+    compile_criteria,
+    intersect_rids,
+    parse_criteria,
+    split_rid_selects,
+)
 from ficus.spec import Definitions
 from ficus.store.database import Cursor
 from ficus.store.repository import Version
