@@ -169,3 +169,18 @@ def test_single_page_sorted_searches_store_nothing(client: TestClient, database_
         assert entries == 3
     finally:
         database.close()
+
+
+def test_results_larger_than_a_snapshot_page_by_keyset_and_say_so(client: TestClient, monkeypatch) -> None:
+    from ficus.search import snapshot
+
+    made = [born(client, 1990 + i)["id"] for i in range(5)]
+    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 3)
+    page = get(client, "Patient", _sort="birthdate", _count="2")
+    outcome = [e["resource"] for e in page["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome and "More than 3 matches" in outcome[0]["issue"][0]["diagnostics"]
+    seen = ids(page)
+    while (following := link(page, "next")) is not None:
+        page = get(client, following)
+        seen += ids(page)
+    assert seen == made

@@ -14,9 +14,10 @@ Statements per page (all fixed, none per resource):
   criteria (system search without `_type`, compartment `*`).
 
 A sorted search whose first page is not its last runs once more in a write transaction
-(`SearchResult.wants_snapshot`) to store its snapshot: 2 purge statements, the INSERT ... SELECT
-of every match in order, its size and header, then the page read from the snapshot; its later
-pages cost a snapshot check, the page and the includes (the total is the snapshot's).
+(`SearchResult.wants_snapshot`) to store its snapshot: a capped count (at most
+`snapshot.MAX_ENTRIES`), 2 purge statements, the INSERT ... SELECT of every match in order,
+its size and header, then the page read from the snapshot and its includes. Its later pages
+cost a snapshot check, the page and the includes (the total is the snapshot's).
 
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
@@ -437,6 +438,16 @@ def _fingerprint(plan: SearchPlan) -> str:
 def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, warnings: list[Issue]) -> tuple[int | None, int | None]:
     """Store the sorted matches; (None, None) when there are too many to keep."""
     keys = plan.sort
+    rids, rid_params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    capped = recorder.rows(
+        "snapshot-gate", f"SELECT COUNT(*) FROM ({rids} LIMIT ?) c", [*rid_params, snapshot.MAX_ENTRIES + 1]
+    )[0][0]
+    if capped > snapshot.MAX_ENTRIES:
+        warnings.append(Issue(
+            "information", "informational",
+            f"More than {snapshot.MAX_ENTRIES} matches: pages follow the sort order as it is when each page is read",
+        ))
+        return None, None
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
     terms = [f"q.k{i} {'DESC' if key.descending else 'ASC'} NULLS LAST" for i, key in enumerate(keys)]
     source, source_params = _matches(matching, any(key.reads_resource for key in keys))
@@ -444,14 +455,7 @@ def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, war
         f"SELECT q.rid, ROW_NUMBER() OVER (ORDER BY {', '.join([*terms, 'q.rid ASC'])}) AS position "
         f"FROM (SELECT r.rid{select_keys} FROM {source}) q"
     )
-    made = snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + source_params, _fingerprint(plan))
-    if made is None:
-        warnings.append(Issue(
-            "information", "informational",
-            f"More than {snapshot.MAX_ENTRIES} matches: pages follow the sort order as it is when each page is read",
-        ))
-        return None, None
-    return made
+    return snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + source_params, _fingerprint(plan))
 
 
 def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:

@@ -6,8 +6,8 @@ entry whose sort value changes, or that stops matching, keeps its place, so page
 nor repeat entries while others write. Pages show each entry's current version; entries deleted
 since are left out. A snapshot is tied to its search by a fingerprint (a cursor cannot be
 replayed on another search, or by a caller confined to another compartment), expires after
-`LIFETIME_SECONDS` (410 after that) and holds at most `MAX_ENTRIES` row ids; a larger result
-pages by keyset and says so.
+`LIFETIME_SECONDS` (410 after that) and is made only for at most `MAX_ENTRIES` matches; a
+larger result pages by keyset and says so.
 """
 
 from __future__ import annotations
@@ -51,26 +51,24 @@ def purge_expired(recorder: Recorder) -> None:
     recorder.rows("snapshot-purge", "DELETE FROM search_snapshot WHERE expires < ?", [now], fetch=False)
 
 
-def create(recorder: Recorder, ordered: str, params: list, search: str) -> tuple[int, int] | None:
-    """Store the rids `ordered` (a `SELECT rid, position`, positions from 1 in order) yields.
+def create(recorder: Recorder, ordered: str, params: list, search: str) -> tuple[int, int]:
+    """Store the rids `ordered` (a `SELECT rid, position`, positions from 1 in order) yields,
+    which the caller has found to be at most `MAX_ENTRIES` (the INSERT stops there anyway).
 
-    Returns (snapshot id, number of entries), or None when there are more than `MAX_ENTRIES`
-    (nothing is kept then)."""
+    Returns (snapshot id, number of entries): the size is read back, since the statements of a
+    transaction may see different commits of others."""
     purge_expired(recorder)
     snapshot = secrets.randbits(62) + 1
     recorder.rows(
         "snapshot",
         f"INSERT INTO search_snapshot_entry (snapshot, position, rid) SELECT ?, o.position, o.rid FROM ({ordered}) o "
         "WHERE o.position <= ?",
-        [snapshot, *params, MAX_ENTRIES + 1],
+        [snapshot, *params, MAX_ENTRIES],
         fetch=False,
     )
     total = recorder.rows(
         "snapshot-size", "SELECT MAX(position) FROM search_snapshot_entry WHERE snapshot = ?", [snapshot]
     )[0][0] or 0
-    if total > MAX_ENTRIES:
-        recorder.rows("snapshot-drop", "DELETE FROM search_snapshot_entry WHERE snapshot = ?", [snapshot], fetch=False)
-        return None
     recorder.rows(
         "snapshot",
         "INSERT INTO search_snapshot (id, fingerprint, total, expires) VALUES (?, ?, ?, ?)",
