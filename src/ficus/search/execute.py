@@ -13,7 +13,8 @@ Statements per page (all fixed, none per resource):
 - 1 statement listing the stored resource types, only for a search over many types with
   criteria (system search without `_type`, compartment `*`).
 
-A sorted search whose first page is not its last runs once more in a write transaction
+A sorted search first counts its matches up to the end of the page asked for (a count that
+stops there). If they go beyond it, it runs once more in a write transaction
 (`SearchResult.wants_snapshot`) to store its snapshot: a capped count (at most
 `snapshot.MAX_ENTRIES`), 2 purge statements, the INSERT ... SELECT of every match in order,
 its size and header, then the page read from the snapshot and its includes. Its later pages
@@ -157,12 +158,12 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
             stored, snapshot_total = _make_snapshot(recorder, plan, matching, warnings)
         elif stored is not None:
             snapshot_total = snapshot.size(recorder, stored, _fingerprint(plan))
+        elif plan.snapshot == "ask" and plan.sort and plan.cursor is None and _fills_more_than_a_page(recorder, plan, matching):
+            return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
         if stored is not None:
             matches, match_rids, next_cursor, previous_cursor = _snapshot_page(recorder, plan, stored)
         else:
             matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, matching)
-            if plan.snapshot == "ask" and plan.sort and plan.cursor is None and next_cursor is not None:
-                return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
         complete_first_page = plan.cursor is None and plan.offset == 0 and next_cursor is None
         if plan.includes and matches:
             included, truncated = _includes(recorder, plan.includes, match_rids)
@@ -433,6 +434,15 @@ def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[lis
 
 def _fingerprint(plan: SearchPlan) -> str:
     return snapshot.fingerprint(plan.types, plan.criteria, plan.sort, plan.compartment)
+
+
+def _fills_more_than_a_page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> bool:
+    """Whether the matches go beyond the requested page: a count that stops there, cheaper
+    than sorting them all to find out."""
+    rids, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    edge = plan.offset + plan.count
+    found = recorder.rows("page-size", f"SELECT COUNT(*) FROM ({rids} LIMIT ?) c", [*params, edge + 1])[0][0]
+    return found > edge
 
 
 def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, warnings: list[Issue]) -> tuple[int | None, int | None]:
