@@ -197,13 +197,8 @@ class Matching:
     others: list[Condition] = field(default_factory=list)
 
 
-def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> tuple[str, list]:
-    """The SQL condition on `resource r` for the plan's types, criteria and compartment."""
-    matching = _matching(recorder, definitions, plan)
-    return matching.where, matching.params
-
-
 def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
+    """The matches of the plan's types, criteria and compartment."""
     types = plan.types
     if plan.criteria and (types is None or len(types) > _MANY_TYPES):
         stored = stored_types(recorder)
