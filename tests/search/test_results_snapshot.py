@@ -184,3 +184,17 @@ def test_results_larger_than_a_snapshot_page_by_keyset_and_say_so(client: TestCl
         page = get(client, following)
         seen += ids(page)
     assert seen == made
+
+
+def test_a_compartment_snapshot_leaves_out_entries_moved_out_of_the_compartment(client: TestClient) -> None:
+    anna, ben = born(client, 1950)["id"], born(client, 1951)["id"]
+    observations = [
+        create(client, {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                        "subject": {"reference": f"Patient/{anna}"}, "effectiveDateTime": f"2020-01-0{i + 1}"})
+        for i in range(4)
+    ]
+    page = get(client, f"Patient/{anna}/Observation", _sort="date", _count="2")
+    assert ids(page) == [o["id"] for o in observations[:2]]
+    update(client, {**observations[3], "subject": {"reference": f"Patient/{ben}"}})
+    rest = get(client, link(page, "next"))
+    assert ids(rest) == [observations[2]["id"]]  # the one now in Ben's compartment is not shown

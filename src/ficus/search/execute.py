@@ -469,9 +469,15 @@ def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[l
     forward = cursor is None or cursor.forward
     params: list = [stored, False]
     bound = ""
+    if plan.compartment is not None:
+        # an entry moved out of the compartment since (an access token's patient, say) is left
+        # out like a deleted one: a snapshot never shows what the search would not
+        condition, values = _compartment_condition(*plan.compartment)
+        bound += f" AND {condition}"
+        params += values
     if cursor is not None:
         condition, values = keyset_condition([], cursor, "e.position")
-        bound = f" AND {condition}"
+        bound += f" AND {condition}"
         params += values
     params.append(plan.count + 1)
     if plan.offset and cursor is None:

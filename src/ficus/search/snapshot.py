@@ -4,7 +4,7 @@ A sorted search whose matches fill more than one page writes them once (one INSE
 in its own write transaction) and serves every page of the search from there, by position: an
 entry whose sort value changes, or that stops matching, keeps its place, so pages neither skip
 nor repeat entries while others write. Pages show each entry's current version; entries deleted
-since are left out. A snapshot is tied to its search by a fingerprint (a cursor cannot be
+since, or moved out of a searched compartment (an access token's patient, say), are left out. A snapshot is tied to its search by a fingerprint (a cursor cannot be
 replayed on another search, or by a caller confined to another compartment), expires after
 `LIFETIME_SECONDS` (410 after that) and is made only for at most `MAX_ENTRIES` matches; a
 larger result pages by keyset and says so.
