@@ -145,3 +145,80 @@ def test_include_errors(client: TestClient, world: dict[str, str]) -> None:
     assert lenient["entry"][-1]["search"]["mode"] == "outcome"
     strict = client.get("Observation", params={"_include": "Observation:nonsense"}, headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400
+
+
+class _CountingCursor:
+    """Passes every statement to the real cursor and records it."""
+
+    def __init__(self, cursor, seen: list[str]) -> None:
+        self._cursor, self._seen = cursor, seen
+
+    def execute(self, sql, params=()):
+        self._seen.append(sql)
+        self._cursor.execute(sql, params)
+        return self
+
+    def executemany(self, sql, rows):
+        self._seen.append(sql)
+        self._cursor.executemany(sql, rows)
+        return self
+
+    def fetchone(self):
+        return self._cursor.fetchone()
+
+    def fetchall(self):
+        return self._cursor.fetchall()
+
+    @property
+    def raw(self):
+        return self._cursor.raw
+
+
+def test_statements_sent_to_the_database_do_not_grow_with_the_page_or_its_includes(
+    world: dict[str, str], settings
+) -> None:
+    """Counted where they reach the database driver, for whole requests: no statement per
+    match, per included resource or per page."""
+    from contextlib import contextmanager
+
+    from ficus.api.exchange import FhirRequest
+    from ficus.api.interactions import Interactions
+    from ficus.policy import Policy
+    from ficus.spec import definitions
+    from ficus.store.database import open_database
+    from ficus.store.repository import Repository
+
+    database = open_database(settings.database_url)
+    seen: list[str] = []
+    opened = database.session
+
+    @contextmanager
+    def counted(write: bool = False):
+        with opened(write) as cursor:
+            yield _CountingCursor(cursor, seen)
+
+    database.session = counted  # type: ignore[method-assign]
+    interactions = Interactions(settings, Repository(database, definitions(), settings.base_url), Policy())
+
+    def statements(url: str) -> tuple[int, dict]:
+        seen.clear()
+        response = interactions.handle(FhirRequest.from_url("GET", url))
+        assert response.status == 200, response.body
+        return len(seen), response.body
+
+    try:
+        includes = "&_include=Observation:subject&_include=Observation:performer&_revinclude=Provenance:target"
+        one, small = statements(f"Observation?_count=1{includes}")
+        three, large = statements(f"Observation?_count=3{includes}")
+        assert len(large["entry"]) > len(small["entry"]) > 1  # more matches and includes...
+        assert one == three <= 3  # ...same statements: page, includes, count
+        # a sorted search of several pages: its snapshot is written once, later pages read it
+        first, sorted_page = statements(f"Observation?_sort=code&_count=1{includes}")
+        following = next(x["url"] for x in sorted_page["link"] if x["relation"] == "next")
+        later, _ = statements(following.removeprefix(settings.base_url + "/"))
+        assert later <= 3  # snapshot check, page, includes; the total comes from the snapshot
+        assert first <= 10  # page-size probe, then size gate, purge (2), store, size, header, page, includes
+        again, _ = statements(f"Observation?_sort=code&_count=2{includes}")
+        assert again == first, (one, first, later)
+    finally:
+        database.close()

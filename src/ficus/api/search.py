@@ -15,7 +15,9 @@ caller must also pass `Policy.authorize(Access("explain", type))`. `Settings.def
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -150,13 +152,23 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
         types=types, criteria=criteria, sort=keys, count=count, offset=offset, cursor=cursor,
         total="accurate" if summary == "count" else total_mode, page=page,
         includes=includes if page else [],
-        compartment=_compartment(definitions, scope, types, restriction), confine=confine,
+        compartment=_compartment(definitions, scope, types, restriction),
+        snapshot=False if "_explain" in control else "ask",
+        confine=confine, viewer=(request.caller.patient, *sorted(request.caller.scopes)) if confine else (),
     )
     repository = interactions.repository
+    dialect = repository.database.dialect
     with repository.reading(writer.tx if writer else None) as tx:
-        result = run(tx, definitions, repository.database.dialect, plan)
+        result = run(tx, definitions, dialect, plan)
         if "_explain" in control:
-            return FhirResponse(200, explain(tx, repository.database.dialect, result.statements, control["_explain"]))
+            return FhirResponse(200, explain(tx, dialect, result.statements, control["_explain"]))
+    if result.wants_snapshot:
+        # a sorted search of several pages: store its matches in order, in a transaction of its own
+        with nullcontext(writer.tx) if writer else repository.database.session(write=True) as tx:
+            if dialect == "postgresql" and writer is None:
+                # a snapshot lost in a crash is only re-run; JIT compiling its large sort costs more than it saves
+                tx.execute("SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)")
+            result = run(tx, definitions, dialect, dataclasses.replace(plan, snapshot="make"))
     result.warnings[:0] = warnings
     _authorize_included(interactions, request, result)
     if restriction is not None and (restriction.criteria or scope.compartment is None):

@@ -10,7 +10,15 @@ from collections.abc import Sequence
 
 from ficus.search.confine import Confinement, visible_resources
 from ficus.search.execute import SearchPlan, SearchResult, run
-from ficus.search.query import Compiler, Criterion, build_where, parse_criteria
+from ficus.search.query import (
+    Compiler,
+    Criterion,
+    build_where,
+    compile_criteria,
+    intersect_rids,
+    parse_criteria,
+    split_rid_selects,
+)
 from ficus.spec import Definitions
 from ficus.store.database import Cursor
 from ficus.store.repository import Version
@@ -24,7 +32,13 @@ def find_ids(
 ) -> list[str]:
     """Ids of current resources matching a query (conditional operations need at most two),
     among those `confine` lets the caller see."""
-    where, params = build_where(definitions, res_type, parse_criteria(pairs), confine, confine_matches=True)
+    criteria = parse_criteria(pairs)
+    selects, others = split_rid_selects(compile_criteria(definitions, res_type, criteria, confine, confine_matches=True))
+    if selects and not others:  # the first rids from the index rows; only those meet `resource`
+        rids, params = intersect_rids(selects)
+        sql = f"SELECT r.res_id FROM ({rids} ORDER BY q.rid LIMIT ?) q JOIN resource r ON r.rid = q.rid ORDER BY q.rid"
+        return [row[0] for row in tx.execute(sql, (*params, limit)).fetchall()]
+    where, params = build_where(definitions, res_type, criteria, confine, confine_matches=True)
     rows = tx.execute(f"SELECT r.res_id FROM resource r WHERE {where} ORDER BY r.rid LIMIT ?", (*params, limit)).fetchall()
     return [row[0] for row in rows]
 

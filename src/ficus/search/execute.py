@@ -3,7 +3,8 @@
 Statements per page (all fixed, none per resource):
 
 - 1 page statement: the keyset-paged, sorted match rows joined to their stored JSON
-  (`_summary=count` / `_count=0` skip it);
+  (`_summary=count` / `_count=0` skip it); unsorted, it takes `_count` + 1 rids from the index
+  rows in rid order and joins only those;
 - 0 or 1 count statement: skipped for `_total=none`, and when the first page already holds
   every match; `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW` and
   otherwise reads the planner's estimate (1 more statement);
@@ -12,12 +13,20 @@ Statements per page (all fixed, none per resource):
 - 1 statement listing the stored resource types, only for a search over many types with
   criteria (system search without `_type`, compartment `*`).
 
+A sorted search first counts its matches up to the end of the page asked for (a count that
+stops there). If they go beyond it, it runs once more in a write transaction
+(`SearchResult.wants_snapshot`) to store its snapshot: a capped count (at most
+`snapshot.MAX_ENTRIES`), 2 purge statements, the INSERT ... SELECT of every match in order,
+its size and header, then the page read from the snapshot and its includes. Its later pages
+cost a snapshot check, the page and the includes (the total is the snapshot's).
+
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -25,11 +34,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ficus.outcome import FhirError, Issue
+from ficus.search import snapshot
 from ficus.search.confine import Confinement
 from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
 from ficus.search.paging import Cursor, keyset_condition
-from ficus.search.query import Criterion, build_count, build_where
+from ficus.search.query import (
+    Criterion,
+    build_where,
+    compile_criteria,
+    intersect_rids,
+    match_rids,
+    split_rid_selects,
+)
 from ficus.search.sort import SortKey
+from ficus.search.types.base import Condition
 from ficus.spec import Definitions
 from ficus.store.database import Cursor as DbCursor
 from ficus.store.repository import Version
@@ -57,13 +75,15 @@ class Recorder:
         self.dialect = dialect
         self.statements: list[Statement] = []
 
-    def rows(self, purpose: str, sql: str, params: list) -> list:
+    def rows(self, purpose: str, sql: str, params: list, fetch: bool = True) -> list:
+        """The rows `sql` returns (none fetched for a statement that returns none: `fetch=False`)."""
         if len(params) > MAX_PARAMETERS:
             raise FhirError.of(400, "too-costly", f"The search needs {len(params)} SQL parameters (at most {MAX_PARAMETERS}); use fewer values")
         statement = Statement(purpose, sql, list(params))
         started = time.perf_counter()
         try:
-            found = self.tx.execute(sql, params).fetchall()
+            executed = self.tx.execute(sql, params)
+            found = executed.fetchall() if fetch else []
         except Exception as error:  # re-raised unless a client's value caused it
             raise _client_error(error) from error
         statement.seconds = time.perf_counter() - started
@@ -106,7 +126,11 @@ class SearchPlan:
     page: bool = True  # False: only the total (_summary=count, _count=0)
     includes: list[IncludeSpec] = field(default_factory=list)
     compartment: tuple[str, str, dict[str, list[str]]] | None = None  # (type, id, {type: params})
+    # sorted searches of several pages: False: page by keyset; "ask": stop after the first
+    # page's probe and set `SearchResult.wants_snapshot`; "make": store one (`tx` may write)
+    snapshot: bool | str = False
     confine: Confinement | None = None  # what chains, _has and _list may look at (the policy's)
+    viewer: tuple = ()  # whom `confine` is for: part of a snapshot's fingerprint
 
 
 @dataclass
@@ -118,19 +142,31 @@ class SearchResult:
     previous: Cursor | None
     warnings: list[Issue]
     statements: list[Statement]
+    wants_snapshot: bool = False  # run again with `snapshot="make"` in a write transaction
 
 
 def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) -> SearchResult:
     recorder = Recorder(tx, dialect)
-    where, params = scope_condition(recorder, definitions, plan)
+    matching = _matching(recorder, definitions, plan)
     matches: list[Version] = []
     included: list[Version] = []
     warnings: list[Issue] = []
     next_cursor = previous_cursor = None
     total: int | None = None
     complete_first_page = False
+    snapshot_total: int | None = None
     if plan.page and plan.count > 0:
-        matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, where, params)
+        stored = plan.cursor.snapshot if plan.cursor is not None else None
+        if stored is None and plan.snapshot == "make":
+            stored, snapshot_total = _make_snapshot(recorder, plan, matching, warnings)
+        elif stored is not None:
+            snapshot_total = snapshot.size(recorder, stored, _fingerprint(plan))
+        elif plan.snapshot == "ask" and plan.sort and plan.cursor is None and _fills_more_than_a_page(recorder, plan, matching):
+            return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
+        if stored is not None:
+            matches, match_rids, next_cursor, previous_cursor = _snapshot_page(recorder, plan, stored)
+        else:
+            matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, matching)
         complete_first_page = plan.cursor is None and plan.offset == 0 and next_cursor is None
         if plan.includes and matches:
             included, truncated = _includes(recorder, plan.includes, match_rids)
@@ -141,24 +177,44 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
                 ))
     if plan.total == "none":
         total = None
+    elif snapshot_total is not None:
+        total = snapshot_total
     elif complete_first_page:
         total = len(matches)
     else:
-        total = _count_matches(recorder, definitions, plan, where, params)
+        total = _count_matches(recorder, plan, matching)
     return SearchResult(matches, included, total, next_cursor, previous_cursor, warnings, recorder.statements)
 
 
 # -- scope --------------------------------------------------------------------------------------
 
-def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> tuple[str, list]:
-    """The SQL condition on `resource r` for the plan's types, criteria and compartment."""
+@dataclass
+class Matching:
+    """What a search matches: one SQL condition on `resource r`; for a single type, also the
+    same condition split into rid `SELECT`s over the index tables and the other conditions."""
+
+    where: str
+    params: list
+    res_type: str | None = None
+    selects: list[Condition] = field(default_factory=list)
+    others: list[Condition] = field(default_factory=list)
+
+
+def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
+    """The matches of the plan's types, criteria and compartment."""
     types = plan.types
     if plan.criteria and (types is None or len(types) > _MANY_TYPES):
         stored = stored_types(recorder)
         types = [t for t in types if t in stored] if types is not None else sorted(stored)
     if types is not None and len(types) == 1:
-        where, params = _build_where(definitions, types[0], plan.criteria, plan.confine)
-    elif plan.criteria:
+        conditions = _compile_criteria(definitions, types[0], plan.criteria, plan.confine)
+        if plan.compartment is not None:
+            conditions.append(_compartment_condition(*plan.compartment))
+        selects, others = split_rid_selects(conditions)
+        where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
+        params = [types[0], False, *(p for _, values in conditions for p in values)]
+        return Matching(where, params, types[0], selects, others)
+    if plan.criteria:
         # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
         # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
         # conditions (_id, _lastUpdated) stay an OR, which an ordered scan can stop early on.
@@ -184,13 +240,19 @@ def scope_condition(recorder: Recorder, definitions: Definitions, plan: SearchPl
         sql, values = _compartment_condition(*plan.compartment)
         where += f" AND {sql}"
         params = [*params, *values]
-    return where, params
+    return Matching(where, params)
 
 
-def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None = None) -> tuple[str, list]:
-    """`build_where`, making sure a failure names the parameter whose value caused it."""
+def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None) -> tuple[str, list]:
+    conditions = _compile_criteria(definitions, res_type, criteria, confine)
+    where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
+    return where, [res_type, False, *(p for _, values in conditions for p in values)]
+
+
+def _compile_criteria(definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None) -> list[Condition]:
+    """`compile_criteria`, making sure a failure names the parameter whose value caused it."""
     try:
-        return build_where(definitions, res_type, criteria, confine)
+        return compile_criteria(definitions, res_type, criteria, confine)
     except FhirError as error:
         if all(issue.expression for issue in error.issues):
             raise
@@ -235,8 +297,9 @@ def _compartment_condition(comp_type: str, comp_id: str, members: dict[str, list
         )
         params = [comp_type, comp_id, *params]
     if comp_type in members:
-        branches.append("SELECT c.rid FROM resource c WHERE c.res_type = ? AND c.res_id = ?")
-        params += [comp_type, comp_id]
+        # current and undeleted like index rows, so the branches together yield only matches
+        branches.append("SELECT c.rid FROM resource c WHERE c.res_type = ? AND c.res_id = ? AND c.deleted = ?")
+        params += [comp_type, comp_id, False]
     if not branches:
         return "1 = 0", []
     return f"r.rid IN ({' UNION '.join(branches)})", params
@@ -256,22 +319,27 @@ def stored_types(recorder: Recorder) -> set[str]:
 
 # -- the page -----------------------------------------------------------------------------------
 
-def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+def _matches(matching: Matching, rows: bool = True) -> Condition:
+    """`FROM` and `WHERE` giving the matches as `r`: from the rids the index rows select where
+    they answer (no scan of `resource`), else from `resource` by the condition. `rows=False`:
+    only `r.rid` is read, so index-only matches need not join `resource` at all."""
+    if not matching.selects:
+        return f"resource r WHERE {matching.where}", matching.params
+    rids, params = intersect_rids(matching.selects)
+    if not rows and not matching.others:
+        return f"({rids}) r", params
+    where = " AND ".join(["r.res_type = ? AND r.deleted = ?", *(sql for sql, _ in matching.others)])
+    others = [matching.res_type, False, *(p for _, values in matching.others for p in values)]
+    return f"({rids}) m JOIN resource r ON r.rid = m.rid WHERE {where}", [*params, *others]
+
+
+def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
     keys = plan.sort
     cursor = plan.cursor
     forward = cursor is None or cursor.forward
-    key_columns = [f"q.k{i}" for i in range(len(keys))]
-    select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
-    key_params = [p for key in keys for p in key.params]
-    inner = f"SELECT r.rid, r.res_type, r.res_id, r.version{select_keys} FROM resource r WHERE {where}"
-    sql_params = [*key_params, *params]
-    middle_where = ""
-    if cursor is not None:
-        condition, values = keyset_condition(
-            [(column, key.descending) for column, key in zip(key_columns, keys)], cursor, "q.rid"
-        )
-        middle_where = f" WHERE {condition}"
-        sql_params += values
+    reverse = not forward
+    limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
+    limit_params = [plan.count + 1, *([plan.offset] if plan.offset else [])]
 
     def order(alias: str, reverse: bool) -> str:
         terms = []
@@ -281,20 +349,55 @@ def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tup
         terms.append(f"{alias}.rid {'DESC' if reverse else 'ASC'}")
         return ", ".join(terms)
 
-    reverse = not forward
-    limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
-    sql_params.append(plan.count + 1)
-    if plan.offset:
-        sql_params.append(plan.offset)
+    head = ""
+    if not keys and matching.selects:
+        # Driven from the index rows in rid order: the page reads `_count` + 1 rids from the
+        # index and joins only those to `resource`, whatever the number of matches.
+        # The cursor's bound is repeated on `r.rid`: the planners do not carry a range across
+        # the join, and a merge join would otherwise walk `resource` from its first row.
+        bound, bound_params = keyset_condition([], cursor, "q.rid") if cursor is not None else ("", [])
+        rids, rid_params = intersect_rids(matching.selects, bound, bound_params)
+        if not matching.others:
+            # the limit inside: SQLite materialises a DISTINCT subquery before joining it
+            rids += f" ORDER BY {order('q', reverse)}{limit}"
+            rid_params += limit_params
+            limit, limit_params = "", []
+        conditions = [("r.res_type = ? AND r.deleted = ?", [matching.res_type, False])] if matching.others else []
+        conditions += matching.others
+        if cursor is not None:
+            conditions.append(keyset_condition([], cursor, "r.rid"))
+        where = " AND ".join(sql for sql, _ in conditions)
+        page = (
+            f"SELECT r.rid, r.res_type, r.res_id, r.version FROM ({rids}) q JOIN resource r ON r.rid = q.rid"
+            f"{' WHERE ' + where if where else ''} ORDER BY {order('q', reverse)}{limit}"
+        )
+        sql_params = [*rid_params, *(p for _, values in conditions for p in values), *limit_params]
+    else:
+        key_columns = [f"q.k{i}" for i in range(len(keys))]
+        select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
+        key_params = [p for key in keys for p in key.params]
+        source, source_params = _matches(matching, any(key.reads_resource for key in keys))
+        inner = f"SELECT r.rid{select_keys} FROM {source}"
+        sql_params = [*key_params, *source_params]
+        middle_where = ""
+        if cursor is not None:
+            condition, values = keyset_condition(
+                [(column, key.descending) for column, key in zip(key_columns, keys)], cursor, "q.rid"
+            )
+            middle_where = f" WHERE {condition}"
+            sql_params += values
+        sql_params += limit_params
+        mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
+        # With sort keys, q is a MATERIALIZED CTE: each key subquery then runs once per match;
+        # inlined, the planners copy it into every term of the keyset condition. Only the
+        # page's rows are then joined to `resource`.
+        head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
+        top = f"SELECT q.rid{mid_keys} FROM {source}{middle_where} ORDER BY {order('q', reverse)}{limit}"
+        top_keys = "".join(f", t.k{i}" for i in range(len(keys)))
+        page = f"SELECT t.rid, r.res_type, r.res_id, r.version{top_keys} FROM ({top}) t JOIN resource r ON r.rid = t.rid"
     out_keys = "".join(f", p.k{i}" for i in range(len(keys)))
-    mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
-    # With sort keys, q is a MATERIALIZED CTE: each key subquery then runs once per match;
-    # inlined, the planners copy it into every term of the keyset condition.
-    head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
     sql = (
-        f"{head}SELECT p.rid, {_CONTENT_COLUMNS}{out_keys} FROM ("
-        f"SELECT q.rid, q.res_type, q.res_id, q.version{mid_keys} FROM {source}{middle_where} "
-        f"ORDER BY {order('q', reverse)}{limit}"
+        f"{head}SELECT p.rid, {_CONTENT_COLUMNS}{out_keys} FROM ({page}"
         ") p JOIN resource_version v ON v.res_type = p.res_type AND v.res_id = p.res_id AND v.version = p.version "
         f"ORDER BY {order('p', reverse)}"
     )
@@ -325,33 +428,113 @@ def _page(recorder: Recorder, plan: SearchPlan, where: str, params: list) -> tup
     return versions, rids, next_cursor, previous_cursor
 
 
-def _count_matches(recorder: Recorder, definitions: Definitions, plan: SearchPlan, where: str, params: list) -> int:
-    """The total: from the index tables alone when one type is searched (see `build_count`)."""
-    if plan.total == "accurate" and plan.compartment is None and plan.types is not None and len(plan.types) == 1:
-        sql, count_params = build_count(definitions, plan.types[0], plan.criteria, plan.confine)
-        return recorder.rows("count", sql, count_params)[0][0]
-    return _count(recorder, where, params, plan.total == "estimate")
+# -- snapshots of sorted results -----------------------------------------------------------------
+
+def _fingerprint(plan: SearchPlan) -> str:
+    return snapshot.fingerprint(plan.types, plan.criteria, plan.sort, plan.compartment, plan.viewer)
 
 
-def _count(recorder: Recorder, where: str, params: list, estimate: bool) -> int:
-    if estimate and recorder.dialect == "postgresql":
+def _fills_more_than_a_page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> bool:
+    """Whether the matches go beyond the requested page: a count that stops there, cheaper
+    than sorting them all to find out."""
+    rids, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    edge = plan.offset + plan.count
+    found = recorder.rows("page-size", f"SELECT COUNT(*) FROM ({rids} LIMIT ?) c", [*params, edge + 1])[0][0]
+    return found > edge
+
+
+def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, warnings: list[Issue]) -> tuple[int | None, int | None]:
+    """Store the sorted matches; (None, None) when there are too many to keep."""
+    keys = plan.sort
+    rids, rid_params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    capped = recorder.rows(
+        "snapshot-gate", f"SELECT COUNT(*) FROM ({rids} LIMIT ?) c", [*rid_params, snapshot.MAX_ENTRIES + 1]
+    )[0][0]
+    if capped > snapshot.MAX_ENTRIES:
+        warnings.append(Issue(
+            "information", "informational",
+            f"More than {snapshot.MAX_ENTRIES} matches: pages follow the sort order as it is when each page is read",
+        ))
+        return None, None
+    select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
+    terms = [f"q.k{i} {'DESC' if key.descending else 'ASC'} NULLS LAST" for i, key in enumerate(keys)]
+    source, source_params = _matches(matching, any(key.reads_resource for key in keys))
+    ordered = (
+        f"SELECT q.rid, ROW_NUMBER() OVER (ORDER BY {', '.join([*terms, 'q.rid ASC'])}) AS position "
+        f"FROM (SELECT r.rid{select_keys} FROM {source}) q"
+    )
+    return snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + source_params, _fingerprint(plan))
+
+
+def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+    """A page of a stored snapshot: the live entries after (or before) the cursor's position."""
+    cursor = plan.cursor
+    forward = cursor is None or cursor.forward
+    params: list = [stored, False]
+    bound = ""
+    if plan.compartment is not None:
+        # an entry moved out of the compartment since (an access token's patient, say) is left
+        # out like a deleted one: a snapshot never shows what the search would not
+        condition, values = _compartment_condition(*plan.compartment)
+        bound += f" AND {condition}"
+        params += values
+    if cursor is not None:
+        condition, values = keyset_condition([], cursor, "e.position")
+        bound += f" AND {condition}"
+        params += values
+    params.append(plan.count + 1)
+    if plan.offset and cursor is None:
+        params.append(plan.offset)
+    rows = recorder.rows(
+        "page",
+        f"SELECT e.position, r.rid, {_CONTENT_COLUMNS} FROM search_snapshot_entry e JOIN resource r ON r.rid = e.rid "
+        "JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version "
+        f"WHERE e.snapshot = ? AND r.deleted = ?{bound} ORDER BY e.position {'ASC' if forward else 'DESC'} LIMIT ?"
+        + (" OFFSET ?" if plan.offset and cursor is None else ""),
+        params,
+    )
+    more = len(rows) > plan.count
+    rows = rows[: plan.count]
+    if not forward:
+        rows.reverse()
+
+    def at(position: int, forward_cursor: bool) -> Cursor:
+        return Cursor(forward_cursor, (), position, stored)
+
+    next_cursor = previous_cursor = None
+    if forward:
+        if more:
+            next_cursor = at(rows[-1][0], True)
+        if rows and (cursor is not None or plan.offset):
+            previous_cursor = at(rows[0][0], False)
+        elif cursor is not None:
+            previous_cursor = at(cursor.rid + 1, False)  # up to and including it
+    else:
+        if more:
+            previous_cursor = at(rows[0][0], False)
+        next_cursor = at(rows[-1][0], True) if rows else at(cursor.rid - 1, True)
+    return [Version.from_row(row[2:8]) for row in rows], [row[1] for row in rows], next_cursor, previous_cursor
+
+
+def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> int:
+    """The total, counted from the index tables alone where they answer (see `match_rids`);
+    `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW`, then asks the planner."""
+    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    if plan.total == "estimate" and recorder.dialect == "postgresql":
         capped = recorder.rows(
-            "count", f"SELECT COUNT(*) FROM (SELECT 1 FROM resource r WHERE {where} LIMIT ?) c",
-            [*params, ESTIMATE_EXACT_BELOW],
+            "count", f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, ESTIMATE_EXACT_BELOW],
         )[0][0]
         if capped < ESTIMATE_EXACT_BELOW:
             return capped
-        plan = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", params)
+        plan_rows = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) {source}", params)
         try:
-            document = plan[0][0]
+            document = plan_rows[0][0]
             if isinstance(document, (str, bytes)):
-                import json
-
                 document = json.loads(document)
             return max(capped, int(document[0]["Plan"]["Plan Rows"]))
         except (KeyError, IndexError, TypeError, ValueError):
             return capped
-    return recorder.rows("count", f"SELECT COUNT(*) FROM resource r WHERE {where}", params)[0][0]
+    return recorder.rows("count", f"SELECT COUNT(*) FROM ({source}) c", params)[0][0]
 
 
 # -- includes -----------------------------------------------------------------------------------

@@ -1,21 +1,22 @@
-"""Paging a search: keyset cursors over (sort keys..., rid).
+"""Paging a search: keyset cursors over (sort keys..., rid), and over snapshot positions.
 
-Why keyset and not a stored snapshot of result ids
---------------------------------------------------
+Why keyset first, and a stored snapshot only for sorted searches
+---------------------------------------------------------------
 A snapshot table needs the whole ordered result written out before the first page can be
-shown (or a background job racing the client), and turns every search into a write. A keyset
-cursor costs nothing on the first page: it is the sort-key values and the `rid` of the row at
-the edge of a page, carried in the `next`/`previous` links. The next page is "the first
-`_count` rows strictly after that position" in the total order (sort keys..., rid), so:
+shown, and turns a search into a write. A keyset cursor costs nothing on the first page: it is
+the sort-key values and the `rid` of the row at the edge of a page, carried in the
+`next`/`previous` links. The next page is "the first `_count` rows strictly after that
+position" in the total order (sort keys..., rid), so:
 
 - a resource created, deleted or updated between page fetches never makes another entry
   shift between pages: positions are values, not offsets, and `rid` (unique, never reused)
   breaks every tie. No entry is skipped and none is served twice.
 - without `_sort` the order is `rid` alone, which never changes for a resource, so even an
   update of an entry already served cannot bring it back.
-- with `_sort`, the only entry that can move is one whose *own* sorted value changes between
-  page fetches (e.g. `_sort=_lastUpdated` and the resource is updated): it is then served at
-  its new position, like in every keyset design. All other entries stay exactly in place.
+- with `_sort`, an entry's own sort value can change between page fetches (e.g.
+  `_sort=_lastUpdated` and the resource is updated), so a sorted search of more than one page
+  pages over a stored snapshot of its matches in order instead (`ficus.search.snapshot`); the
+  cursor then holds the snapshot and a position in it, and the same rules apply to positions.
 
 The cursor is opaque to clients (base64url of a small JSON array) and validated strictly: a
 malformed or mismatched cursor is a 400 naming `_cursor`, never a 5xx.
@@ -34,6 +35,7 @@ from ficus.outcome import FhirError
 
 CURSOR_PARAMETER = "_cursor"
 _VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,15 @@ class Cursor:
 
     forward: bool
     keys: tuple[Any, ...]
-    rid: int
+    rid: int  # in a snapshot: the entry's position instead
+    snapshot: int | None = None  # the stored snapshot a sorted search pages over
 
     def encode(self) -> str:
-        raw = msgspec.json.encode([_VERSION, 1 if self.forward else 0, self.rid, list(self.keys)])
+        direction = 1 if self.forward else 0
+        if self.snapshot is not None:
+            raw = msgspec.json.encode([_SNAPSHOT_VERSION, direction, self.rid, self.snapshot])
+        else:
+            raw = msgspec.json.encode([_VERSION, direction, self.rid, list(self.keys)])
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
@@ -55,11 +62,15 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             version, forward, rid, keys = msgspec.json.decode(raw)
-            valid = version == _VERSION and forward in (0, 1) and _integer(rid) and isinstance(keys, list)
+            valid = forward in (0, 1) and _integer(rid) and (
+                (version == _VERSION and isinstance(keys, list)) or (version == _SNAPSHOT_VERSION and _integer(keys))
+            )
         except (binascii.Error, ValueError, TypeError, msgspec.DecodeError):
             valid = False
         if not valid:
             raise FhirError.of(400, "invalid", "_cursor is not a paging cursor issued by this server", CURSOR_PARAMETER)
+        if version == _SNAPSHOT_VERSION:
+            return cls(bool(forward), (), rid, keys)
         if len(keys) != len(kinds) or not all(k is None or _CHECKS[kind](k) for k, kind in zip(keys, kinds)):
             raise FhirError.of(400, "invalid", "_cursor does not belong to this search's _sort", CURSOR_PARAMETER)
         keys = [float(k) if kind == "number" and k is not None else k for k, kind in zip(keys, kinds)]

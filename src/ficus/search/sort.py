@@ -37,6 +37,12 @@ class SortKey:
     params: tuple
     kind: str  # text | integer | number: what a paging cursor may hold for this key
 
+    @property
+    def reads_resource(self) -> bool:
+        """Whether the key reads columns of `resource` (`_id`, `_lastUpdated`) rather than
+        only the index rows of `r.rid`."""
+        return not self.expression.startswith("(SELECT")
+
 
 def parse_sort(values: list[tuple[str, str]]) -> list[tuple[str, bool]]:
     """`_sort=-date,name` (and the DSTU2 `_sort:desc=date` form) -> [(name, descending)]."""
