@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ficus-bench-tx-"))
+    database_name = f"ficus_bench_{os.getpid()}_terminology"
     results: dict[str, Any] = {"concepts": args.concepts, "seed": args.seed, "date": datetime.date.today().isoformat(), "backends": {},
                                "load_average": [os.getloadavg()[0]]}
     try:
@@ -273,12 +274,12 @@ def main(argv: list[str] | None = None) -> None:
             if backend == "sqlite":
                 url = f"sqlite:///{work / 'terminology.db'}"
             else:
-                url = servers.create_postgres_database("ficus_bench_terminology")
+                url = servers.create_postgres_database(database_name)
             try:
                 results["backends"][backend] = run_backend(url, args.concepts, args.seed, work, args.http_seconds)
             finally:
                 if backend == "postgresql":
-                    servers.drop_postgres_database("ficus_bench_terminology")
+                    servers.drop_postgres_database(database_name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average"].append(os.getloadavg()[0])
