@@ -30,6 +30,7 @@ from ficus.store.database import open_database
 POSTGRES_ADMIN_URL = os.environ.get("FICUS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BASE = "http://testserver/fhir"
 FIXTURES = Path(__file__).parent / "fixtures"
+STARTUP_SECONDS = 60  # generous: a loaded 2-core machine can take long to start a server process
 TABLES = (
     "resource", "resource_version", "outbox", "idx_string", "idx_token", "idx_date",
     "idx_number", "idx_quantity", "idx_reference", "idx_uri", "hl7_message",
@@ -118,7 +119,7 @@ class ServerProcess:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ficus serve exited: {self.log_text()[-2000:]}")
@@ -127,7 +128,7 @@ class ServerProcess:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("ficus serve did not start within 20 s")
+        raise RuntimeError(f"ficus serve did not start within {STARTUP_SECONDS} s")
 
     def log_text(self) -> str:
         self.log.seek(0)
