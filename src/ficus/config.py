@@ -20,6 +20,7 @@ class Settings:
     default_total: str = "accurate"  # `_total` when a search sends none: accurate, estimate, none
     auth: str = "off"  # FICUS_AUTH: smart (built-in SMART server), external (an OIDC provider's JWTs), off (open!)
     auth_issuer: str = ""  # FICUS_AUTH_ISSUER: public URL of the authorization server (default: base URL minus /fhir)
+    database_pool_size: int = 16  # FICUS_DATABASE_POOL_SIZE: PostgreSQL connections per pool (two pools per process)
 
     def __post_init__(self) -> None:
         if self.default_total not in ("accurate", "estimate", "none"):
@@ -41,4 +42,5 @@ class Settings:
             default_total=env.get("FICUS_DEFAULT_TOTAL", "accurate"),
             auth=env.get("FICUS_AUTH", "off"),
             auth_issuer=env.get("FICUS_AUTH_ISSUER", ""),
+            database_pool_size=int(env.get("FICUS_DATABASE_POOL_SIZE", "16")),
         )
