@@ -105,7 +105,7 @@ def _survives_closed_connections(client: TestClient, database_url: str) -> None:
             "WHERE datname = current_database() AND application_name = 'ficus' AND pid <> pg_backend_pid()"
         ).fetchone()[0]
     assert ended >= 1
-    for _ in range(6):  # more reads than connections were warm: every dropped one is met
+    for _ in range(6):  # more reads than connections were open: every dropped one is met
         assert client.get(f"Patient/{pid}").status_code == 200
         assert client.get(f"Patient/{pid}/_history/1").status_code == 200
 

@@ -50,11 +50,9 @@ class _PostgresReads(AsyncReads):
         self._slots: asyncio.LifoQueue[tuple[Any, Any] | None] = asyncio.LifoQueue()
 
     async def open(self) -> None:
-        warm = min(4, self._size)
-        for _ in range(self._size - warm):  # empty slots connect when first used
+        for _ in range(self._size - 1):  # empty slots connect when first used
             self._slots.put_nowait(None)
-        for _ in range(warm):  # on top of the LIFO: taken first
-            self._slots.put_nowait(await self._connect())
+        self._slots.put_nowait(await self._connect())  # on top of the LIFO: fails early on a bad URL
 
     async def close(self) -> None:
         while not self._slots.empty():
