@@ -40,6 +40,9 @@ def parse(argv: list[str] | None = None) -> suite.Options:
         default="",
         help="comma-separated operation name prefixes to profile with py-spy",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (ficus serve --workers, the floor app alike)"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the temporary directory (logs, SQLite files)"
@@ -49,6 +52,7 @@ def parse(argv: list[str] | None = None) -> suite.Options:
     parts = [datetime.date.today().isoformat(), args.tier]
     parts += [] if args.source == "builtin" else [args.source]
     parts += [] if args.backend == "both" else [args.backend]
+    parts += [] if args.workers == 1 else [f"w{args.workers}"]
     return suite.Options(
         tier=args.tier,
         seed=args.seed,
@@ -61,6 +65,7 @@ def parse(argv: list[str] | None = None) -> suite.Options:
         results_dir=args.results_dir,
         stem="-".join(parts),
         keep_work=args.keep_work,
+        workers=args.workers,
     )
 
 

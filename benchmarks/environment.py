@@ -23,6 +23,7 @@ def describe(options: Any, data: Any) -> dict[str, Any]:
         "source": options.source,
         "backends": options.backends,
         "duration_s": options.duration,
+        "workers": options.workers,
         "concurrency": options.concurrency,
         "load_average_start": os.getloadavg()[0],
         "machine": {

@@ -41,6 +41,7 @@ def record(pid: int, drive: Callable[[], dict], output: Path, top: int = 15) -> 
             "--pid",
             str(pid),
             "--gil",
+            "--subprocesses",  # the workers of `--workers N`
             "--rate",
             str(RATE),
             "--format",

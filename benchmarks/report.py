@@ -46,6 +46,7 @@ def _header(meta: dict[str, Any]) -> list[str]:
         ),
         (
             f"- driver: wrk, 1 thread, {meta['duration_s']:g} s per point, concurrency {', '.join(map(str, meta['concurrency']))}; "
+            f"server processes (`--workers`) {meta.get('workers', 1)}; "
             f"whole run {meta.get('wall_seconds', 0) / 60:.1f} min; 1-min load average {meta['load_average_start']:.1f} "
             f"at start, {meta.get('load_average_end', 0):.1f} at end (anything else running shares the 2 cores)"
         ),

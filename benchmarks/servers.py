@@ -27,10 +27,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the worker processes of `--workers N`), from /proc."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    """User + system CPU time of a process and its descendants, from /proc/<pid>/stat."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
 
 
 def machine_busy_seconds() -> float:
@@ -41,19 +61,24 @@ def machine_busy_seconds() -> float:
 
 
 def peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set) of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """VmHWM (peak resident set) of a process in MiB, summed over it and its descendants."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmHWM:"))
+    return total / 1024
 
 
 def reset_peak_rss(pid: int) -> None:
     """Restart VmHWM from the current RSS (Linux clear_refs 5); ignored where not permitted."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass
+    for member in process_tree(pid):
+        try:
+            Path(f"/proc/{member}/clear_refs").write_text("5")
+        except OSError:
+            pass
 
 
 @dataclass
@@ -121,18 +146,25 @@ def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path, po
     return Server(name, process, port, log_path)
 
 
-def start_ficus(name: str, database_url: str, log_dir: Path) -> Server:
-    """`python -m ficus.cli serve` on a free port, ready to answer /fhir/metadata."""
+def start_ficus(name: str, database_url: str, log_dir: Path, workers: int = 1) -> Server:
+    """`python -m ficus.cli serve --workers N` on a free port, ready to answer /fhir/metadata."""
     port = free_port()
-    env = {"FICUS_DATABASE_URL": database_url, "FICUS_BASE_URL": f"http://127.0.0.1:{port}/fhir", "FICUS_AUTH": "off"}
-    command = [sys.executable, "-m", "ficus.cli", "serve", "--port", str(port)]
+    env = {
+        "FICUS_DATABASE_URL": database_url,
+        "FICUS_BASE_URL": f"http://127.0.0.1:{port}/fhir",
+        "FICUS_AUTH": os.environ.get("FICUS_AUTH", "off"),  # the suite measures the FHIR API, not tokens
+    }
+    command = [sys.executable, "-m", "ficus.cli", "serve", "--port", str(port), "--workers", str(workers)]
     server = _spawn(name, command, env, log_dir, port)
     server.wait_ready("/fhir/metadata")
     return server
 
 
-def start_floor_app(postgres_url: str | None, sqlite_path: str | None, log_dir: Path) -> Server:
-    """The bare Starlette app of `benchmarks.floor_app` under uvicorn, as Ficus runs it."""
+def start_floor_app(
+    postgres_url: str | None, sqlite_path: str | None, log_dir: Path, workers: int = 1
+) -> Server:
+    """The bare Starlette app of `benchmarks.floor_app` under uvicorn, as Ficus runs it
+    (`workers` processes)."""
     port = free_port()
     env = {"BENCH_FLOOR_POSTGRES": postgres_url or "", "BENCH_FLOOR_SQLITE": sqlite_path or ""}
     command = [
@@ -148,6 +180,8 @@ def start_floor_app(postgres_url: str | None, sqlite_path: str | None, log_dir: 
         "--no-access-log",
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     server = _spawn("floor-app", command, env, log_dir, port)
     server.wait_ready("/hello")

@@ -34,6 +34,7 @@ class Options:
     results_dir: Path
     stem: str
     keep_work: bool
+    workers: int = 1
 
 
 @dataclass
@@ -123,7 +124,7 @@ class FloorServices:
             sqlite_path = str(self.work / "floor.db")
             found.update(floors.sqlite_insert(sqlite_path, rows))
             _log(f"floor SQLite insert {found['sqlite_insert']['rows_per_s']:,.0f} rows/s")
-        self.app = servers.start_floor_app(self.postgres_url, sqlite_path, self.work)
+        self.app = servers.start_floor_app(self.postgres_url, sqlite_path, self.work, options.workers)
         hello = load.write_requests([("GET", "/hello", None)], self.work)
         found["hello"] = self._sweep("floor hello", Target(self.app, self.postgres_url), hello)
         ids = [str(i) for i in range(0, len(rows), max(1, len(rows) // operations.READ_IDS))]
@@ -165,7 +166,7 @@ def run_backend(
         database_url = postgres_url = servers.create_postgres_database(postgres_name)
     else:
         database_url, postgres_url = f"sqlite:///{work / 'ficus.db'}", None
-    server = servers.start_ficus(f"ficus-{backend}", database_url, work)
+    server = servers.start_ficus(f"ficus-{backend}", database_url, work, options.workers)
     found: dict[str, Any] = {"operations": []}
     try:
         target = Target(server, postgres_url)

@@ -25,7 +25,10 @@ def main() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes (PostgreSQL scales out; keep 1 on SQLite)."),
+    workers: int = typer.Option(
+        1, help="Server processes on one database: on PostgreSQL one per core; on SQLite they share the file "
+        "(reads in parallel, writes one at a time across processes), so 1 unless the load is mostly reads.",
+    ),
 ) -> None:
     """Start the FHIR server (base URL http://HOST:PORT/fhir)."""
     import uvicorn

@@ -30,6 +30,7 @@ class Settings:
         """The origins CORS lets in (an empty list: CORS is off)."""
         text = self.cors_origins if self.cors_origins is not None else ("" if self.auth == "off" else "*")
         return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
+    database_pool_size: int = 16  # FICUS_DATABASE_POOL_SIZE: PostgreSQL connections per pool (two pools per process)
 
     def __post_init__(self) -> None:
         if self.default_total not in ("accurate", "estimate", "none"):
@@ -52,4 +53,5 @@ class Settings:
             auth=env.get("FICUS_AUTH", "smart"),
             auth_issuer=env.get("FICUS_AUTH_ISSUER", ""),
             cors_origins=env.get("FICUS_CORS_ORIGINS"),
+            database_pool_size=int(env.get("FICUS_DATABASE_POOL_SIZE", "16")),
         )

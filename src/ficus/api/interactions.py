@@ -25,6 +25,7 @@ from ficus.patch import apply_fhirpath_patch, apply_json_patch
 from ficus.policy import Access, Caller, Policy
 from ficus.search import find_ids, visible_condition
 from ficus.spec import Definitions
+from ficus.store.reads import AsyncReads
 from ficus.store.repository import Repository, Version, Writer
 from ficus.terminology.inprocess import serving
 from ficus.validation.structure import validate_resource
@@ -160,11 +161,50 @@ class Interactions:
 
     def vread(self, request: FhirRequest, res_type: str, res_id: str, version_id: str, writer: Writer | None = None) -> FhirResponse:
         self._authorize(request, "vread", res_type, res_id)
-        if not version_id.isdigit() or len(version_id) > 9:
-            raise FhirError.of(404, "not-found", f"'{version_id}' is not a version of {res_type}/{res_id}")
-        version = self.repository.vread(res_type, res_id, int(version_id), writer.tx if writer else None)
+        number = self._version_number(res_type, res_id, version_id)
+        version = self.repository.vread(res_type, res_id, number, writer.tx if writer else None)
         self.policy.check_content(request.caller, res_type, version.content, "r")
         return self._resource_response(request, version)
+
+    @staticmethod
+    def _version_number(res_type: str, res_id: str, version_id: str) -> int:
+        if not version_id.isdigit() or len(version_id) > 9:
+            raise FhirError.of(404, "not-found", f"'{version_id}' is not a version of {res_type}/{res_id}")
+        return int(version_id)
+
+    # -- read and vread on the event loop (the HTTP layer's path without a worker thread) -----
+
+    def point_read(self, request: FhirRequest) -> tuple[str, str, str | None] | None:
+        """(type, id, version or None) when `request` is a read or vread `handle` would route
+        to `read`/`vread`; None for anything else, which then goes through `handle`."""
+        if request.method not in ("GET", "HEAD"):
+            return None
+        parts = request.path.split("/")
+        if len(parts) == 2:
+            version_id = None
+        elif len(parts) == 4 and parts[2] == "_history":
+            version_id = parts[3]
+        else:
+            return None
+        res_type, res_id = parts[0], parts[1]
+        if not res_id or res_id[0] == "$" or res_id in ("_history", "_search") or not self.definitions.is_resource_type(res_type):
+            return None
+        return res_type, res_id, version_id
+
+    async def read_async(self, request: FhirRequest, target: tuple[str, str, str | None], reads: AsyncReads) -> FhirResponse:
+        """`read` or `vread` of `point_read(request)`'s target through `reads`, same checks."""
+        res_type, res_id, version_id = target
+        check_id(res_id)
+        if version_id is None:
+            self._authorize(request, "read", res_type, res_id)
+            version = await reads.read(res_type, res_id)
+        else:
+            self._authorize(request, "vread", res_type, res_id)
+            version = await reads.vread(res_type, res_id, self._version_number(res_type, res_id, version_id))
+        self.policy.check_content(request.caller, res_type, version.content, "r")
+        return self._resource_response(request, version)
+
+    # -- responses to reads ----------------------------------------------------------------
 
     def _resource_response(self, request: FhirRequest, version: Version) -> FhirResponse:
         headers = self._version_headers(version)

@@ -6,6 +6,7 @@ dialect differences (identity columns, blobs, booleans, locking) live here and n
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 import time
@@ -73,37 +74,61 @@ def _statements(script: str) -> list[str]:
 
 
 class SQLiteDatabase(Database):
-    """Embedded SQLite in WAL mode: one connection per thread; writers serialise."""
+    """Embedded SQLite in WAL mode: a small fixed pool of reader connections and one writer.
+
+    Writers take the writer connection under an in-process lock, so a waiting writer starts
+    the moment the previous one commits instead of sleeping in SQLite's busy handler (which
+    backs off in growing steps). Other processes on the same file still wait in that handler:
+    WAL lets them read concurrently, but their writes serialise.
+    """
 
     dialect = "sqlite"
     placeholders = {"identity": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "bool": "INTEGER"}
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, readers: int = 4) -> None:
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()  # LIFO: the warmest cache first
+        self._reader_slots = threading.Semaphore(readers)
+        self._writer_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA journal_size_limit=67108864")  # keep the WAL file bounded
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._local.connection = connection
-            with self._guard:
-                self._all.append(connection)
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with Ficus's settings (autocommit: transactions are explicit)."""
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA journal_size_limit=67108864")  # keep the WAL file bounded
+        connection.execute("PRAGMA foreign_keys=ON")
+        with self._guard:
+            self._all.append(connection)
         return connection
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[sqlite3.Cursor]:
-        connection = self._connection()
+        if write:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = self.connect()
+                yield from self._transaction(self._writer, "BEGIN IMMEDIATE")
+            return
+        with self._reader_slots:  # at most `readers` connections, each reused while warm
+            try:
+                connection = self._readers.get_nowait()
+            except queue.Empty:
+                connection = self.connect()
+            try:
+                yield from self._transaction(connection, "BEGIN")
+            finally:
+                self._readers.put(connection)
+
+    @staticmethod
+    def _transaction(connection: sqlite3.Connection, begin: str) -> Iterator[sqlite3.Cursor]:
         cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        cursor.execute(begin)
         try:
             yield cursor
         except BaseException:
@@ -128,7 +153,8 @@ class SQLiteDatabase(Database):
             for connection in self._all:
                 connection.close()
             self._all.clear()
-        self._local = threading.local()
+        self._writer = None
+        self._readers = queue.LifoQueue()
 
 
 class PostgresDatabase(Database):
@@ -218,15 +244,16 @@ class _PostgresCursor:
         return self._cursor.fetchall()
 
 
-def open_database(url: str) -> Database:
-    """Open `sqlite:///path/to/file.db` or `postgresql://...` and bring its schema up to date."""
+def open_database(url: str, pool_size: int = 16) -> Database:
+    """Open `sqlite:///path/to/file.db` or `postgresql://...` (with at most `pool_size`
+    connections) and bring its schema up to date."""
     parsed = urlparse(url)
     database: Database
     if parsed.scheme == "sqlite":
         path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ":memory:"
         database = SQLiteDatabase(path or ":memory:")
     elif parsed.scheme in ("postgresql", "postgres"):
-        database = PostgresDatabase(url)
+        database = PostgresDatabase(url, pool_size)
     else:
         raise ValueError(f"Unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
     database.migrate()

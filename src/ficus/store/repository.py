@@ -98,21 +98,12 @@ class Repository:
     def read(self, res_type: str, res_id: str, tx: Cursor | None = None) -> Version:
         """The current version; 404 if it never existed, 410 if its latest version is a deletion."""
         with self.reading(tx) as tx:
-            found = _fetch_version(tx, _LATEST_VERSION, (res_type, res_id))
-        if found is None:
-            raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
-        if found.deleted:
-            raise FhirError.of(410, "deleted", f"{res_type}/{res_id} was deleted in version {found.version}")
-        return found
+            return current_version(_fetch_version(tx, _LATEST_VERSION, (res_type, res_id)), res_type, res_id)
 
     def vread(self, res_type: str, res_id: str, version: int, tx: Cursor | None = None) -> Version:
         with self.reading(tx) as tx:
             found = _fetch_version(tx, _GIVEN_VERSION, (res_type, res_id, version))
-        if found is None:
-            raise FhirError.of(404, "not-found", f"{res_type}/{res_id} has no version {version}")
-        if found.deleted:
-            raise FhirError.of(410, "deleted", f"Version {version} of {res_type}/{res_id} is a deletion")
-        return found
+        return given_version(found, res_type, res_id, version)
 
     def history(
         self,
@@ -327,6 +318,24 @@ class Writer:
                     self._buffer(f"idx_{table}", INDEX_ROW_COLUMNS[table], [(rid, res_type, *row) for row in rows])
         self._buffer("outbox", _OUTBOX_COLUMNS, [(rid, res_type, res_id, version, method, now)])
         return Version(res_type, res_id, version, now, method, content)
+
+
+def current_version(found: Version | None, res_type: str, res_id: str) -> Version:
+    """The latest version `found` for a read: 404 if there is none, 410 if it is a deletion."""
+    if found is None:
+        raise FhirError.of(404, "not-found", f"{res_type}/{res_id} is not known")
+    if found.deleted:
+        raise FhirError.of(410, "deleted", f"{res_type}/{res_id} was deleted in version {found.version}")
+    return found
+
+
+def given_version(found: Version | None, res_type: str, res_id: str, version: int) -> Version:
+    """Version `version` `found` for a vread: 404 if there is none, 410 if it is a deletion."""
+    if found is None:
+        raise FhirError.of(404, "not-found", f"{res_type}/{res_id} has no version {version}")
+    if found.deleted:
+        raise FhirError.of(410, "deleted", f"Version {version} of {res_type}/{res_id} is a deletion")
+    return found
 
 
 def _fetch_version(tx: Cursor, sql: str, params: tuple) -> Version | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -84,6 +85,8 @@ class _Compiler:
         self.defs = defs
         self.resource_types = frozenset(defs.resource_types)
         self.nodes: dict[tuple[str, str], _Node] = {}
+        self._built: dict[str, _Node] = {}  # resource nodes complete with every descendant
+        self._building = threading.Lock()  # a node is registered before its fields are filled in
         self.primitives = {
             name: _primitive_check(name, info["regex"])
             for name, info in defs.types.items()
@@ -92,7 +95,11 @@ class _Compiler:
         self.element_node = self.node("Element", "Element")
 
     def resource_node(self, resource_type: str) -> _Node:
-        return self.node(resource_type, resource_type)
+        node = self._built.get(resource_type)
+        if node is None:
+            with self._building:  # concurrent first writes must not see a half-built node
+                node = self._built[resource_type] = self.node(resource_type, resource_type)
+        return node
 
     def node(self, type_name: str, path: str) -> _Node:
         key = (type_name, path)
