@@ -243,7 +243,7 @@ def markdown(results: dict[str, Any]) -> str:
         add(f"{label}: calls/s · p50 ms · CPU-s/1k", [
             f"{b[key]['per_second']:,.0f} · {b[key]['p50_ms']:.3f} · {b[key]['cpu_s_per_1k']:.3f}" for b in backends])
     for name in backends[0]["expand"]:
-        add(f"$expand {name}, first page of 100, first call (counts the subtree): ms", [
+        add(f"$expand {name}, first page of 100, first call (cold caches): ms", [
             f"{b['expand'][name]['cold_first_page_ms']:.1f}" for b in backends])
         for which in ("first_page", "middle_page"):
             add(f"$expand {name} ({backends[0]['expand'][name]['total']:,}), {which.replace('_', ' ')} of 100: p50 / p95 ms", [

@@ -8,5 +8,6 @@ Modules: `model` (the code system interface), `codesystems` (CodeSystem resource
 (database code systems), `packages` (the shipped packages' index), `context` and `service`
 (resolving canonical URLs and versions), `filters`, `expand`, `membership`, `validate`,
 `lookup`, `conceptmaps`, `languages`, `status`, `issues`, `params`, `operations` (the REST
-handlers; importing it registers them) and `cli`.
+handlers; importing it registers them), `inprocess` (the service as search and validation ask
+it) and `cli`.
 """

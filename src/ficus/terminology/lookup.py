@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any
 
-from ficus.terminology.expand import Expander, canonical
 from ficus.outcome import FhirError
+from ficus.terminology.expand import Expander, canonical
 from ficus.terminology.issues import tx_error
 from ficus.terminology.languages import PREFERRED_FOR_LANGUAGE, Languages, display_for
 from ficus.terminology.model import CodeSystemProvider, Concept

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ficus.outcome import FhirError
 from ficus.terminology.context import split_canonical
 from ficus.terminology.expand import Expander
 from ficus.terminology.filters import FilterError, concept_matches
-from ficus.outcome import FhirError
 from ficus.terminology.issues import tx_error
 from ficus.terminology.model import CodeSystemProvider
 

@@ -13,14 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ficus.outcome import FhirError, Issue
 from ficus.terminology import versions
 from ficus.terminology.expand import Expander, canonical, either
-from ficus.outcome import FhirError, Issue
 from ficus.terminology.issues import tx_error, tx_issue, tx_type
 from ficus.terminology.languages import Languages, display_for, language_matches
 from ficus.terminology.membership import Candidate, Membership
 from ficus.terminology.model import CodeSystemProvider, Concept, Designation
-from ficus.terminology.status import STANDARDS_STATUS
 from ficus.terminology.status import STANDARDS_STATUS, code_system_warnings, value_set_warnings
 
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
