@@ -116,7 +116,11 @@ class ServerProcess:
             [sys.executable, "-m", "ficus.cli", "serve", "--port", str(self.port)],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log,
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()  # a server that did not come up must not outlive its test
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
