@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,19 +32,9 @@ DATABASE_HELP = "Database URL (default: FICUS_DATABASE_URL)."
 
 
 def _interactions(database_url: str | None) -> tuple[Interactions, Database]:
-    """The FHIR interactions and database of FICUS_DATABASE_URL (or `database_url`)."""
-    from ficus.api.interactions import Interactions
-    from ficus.config import Settings
-    from ficus.policy import Policy
-    from ficus.spec import definitions
-    from ficus.store.database import open_database
-    from ficus.store.repository import Repository
+    from ficus.api.local import local_interactions
 
-    settings = Settings.from_environment()
-    if database_url:
-        settings = replace(settings, database_url=database_url)
-    database = open_database(settings.database_url)
-    return Interactions(settings, Repository(database, definitions(), settings.base_url), Policy()), database
+    return local_interactions(database_url)
 
 
 def _mapper(database_url: str | None, timezone_name: str = "UTC", lease_seconds: float = LEASE_SECONDS) -> Mapper:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,18 +29,9 @@ TARGET_HELP = "Target code system: a URI, or loinc, snomed, rxnorm, icd10cm."
 
 
 def _interactions(database_url: str | None) -> tuple[Interactions, Database]:
-    from ficus.api.interactions import Interactions
-    from ficus.config import Settings
-    from ficus.policy import Policy
-    from ficus.spec import definitions
-    from ficus.store.database import open_database
-    from ficus.store.repository import Repository
+    from ficus.api.local import local_interactions
 
-    settings = Settings.from_environment()
-    if database_url:
-        settings = replace(settings, database_url=database_url)
-    database = open_database(settings.database_url)
-    return Interactions(settings, Repository(database, definitions(), settings.base_url), Policy()), database
+    return local_interactions(database_url)
 
 
 def _fail(error: Exception) -> typer.Exit:
