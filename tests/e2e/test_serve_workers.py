@@ -37,6 +37,7 @@ class Served:
         deadline = time.monotonic() + 60
         while self.workers_ready() < workers:
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()  # it must not outlive the test
                 raise RuntimeError(f"ficus serve did not start: {self.log_text()[-2000:]}")
             time.sleep(0.2)
 

@@ -46,5 +46,5 @@ def consumer() -> Iterator[Consumer]:
 def fhir(database_url: str, store: OutboundStore, consumer: Consumer, fast_outbound: None) -> Iterator[TestClient]:
     """The Ficus app with one destination, `lis`, taking ADT and ORU at `consumer`."""
     store.add_destination("lis", "127.0.0.1", consumer.port, ("adt", "oru"), "FICUS", "HOSP", "LIS", "LAB")
-    with TestClient(create_app(Settings(database_url=database_url, base_url=BASE)), base_url=BASE + "/") as client:
+    with TestClient(create_app(Settings(database_url=database_url, base_url=BASE, auth="off")), base_url=BASE + "/") as client:
         yield client

@@ -83,7 +83,7 @@ def test_an_error_ack_is_retried_and_holds_back_only_that_patient(
         from ficus.app import create_app
         from ficus.config import Settings
 
-        app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+        app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir", auth="off"))
         with TestClient(app, base_url="http://testserver/fhir/") as client:
             flaky = create(client, patient("Flaky", "2001"))
             create(client, patient("Steady", "2002"))
@@ -115,7 +115,7 @@ def test_a_reject_ack_dead_letters_the_message_and_its_patient_moves_on(
         from ficus.app import create_app
         from ficus.config import Settings
 
-        app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+        app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir", auth="off"))
         with TestClient(app, base_url="http://testserver/fhir/") as client:
             rejected = create(client, patient("Rejected", "3001"))
             update(client, {**rejected, "birthDate": "1980-01-03"})
@@ -158,7 +158,7 @@ def test_changes_before_a_destination_was_added_are_not_sent(
     from ficus.app import create_app
     from ficus.config import Settings
 
-    app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+    app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir", auth="off"))
     with TestClient(app, base_url="http://testserver/fhir/") as client:
         create(client, patient("Before", "5001"))
         store.add_destination("lis", "127.0.0.1", consumer.port, ("adt",), "FICUS", "HOSP", "LIS", "LAB")
@@ -177,7 +177,7 @@ def test_changes_made_before_any_worker_ran_reach_a_destination_added_before_the
     store.add_destination("lis", "127.0.0.1", consumer.port, ("adt",), "FICUS", "HOSP", "LIS", "LAB")
     with Repository(store.database, definitions()).transaction() as writer:  # no server is running yet
         writer.create(patient("Early", "6001"), "early")
-    app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+    app = create_app(Settings(database_url=database_url, base_url="http://testserver/fhir", auth="off"))
     with TestClient(app, base_url="http://testserver/fhir/"):
         consumer.wait_for(1)
         assert [family(m) for m in settle(consumer)] == ["Early"]
