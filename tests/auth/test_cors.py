@@ -50,6 +50,20 @@ def test_configured_origins_only(fhir_settings: Settings) -> None:
         foreign = client.options(f"{BASE}/Patient", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
         assert foreign.status_code == 400
         assert "access-control-allow-origin" not in foreign.headers
+        # the authorization server's endpoints follow the same origins
+        assert _preflight(client, f"{ISSUER}/auth/token")["access-control-allow-origin"] == APP
+        token = client.post(f"{ISSUER}/auth/token", data={"grant_type": "client_credentials"}, headers={"Origin": "https://evil.example"})
+        assert token.status_code in (400, 401)
+        assert "access-control-allow-origin" not in token.headers
+
+
+def test_no_origins_means_no_cors_on_the_authorization_server_either(fhir_settings: Settings) -> None:
+    settings = dataclasses.replace(fhir_settings, auth="smart", cors_origins="")
+    with TestClient(create_app(settings), base_url=ISSUER) as client:
+        for path in (f"{BASE}/.well-known/smart-configuration", f"{ISSUER}/auth/jwks", f"{BASE}/metadata"):
+            response = client.get(path, headers={"Origin": APP})
+            assert response.status_code == 200, path
+            assert "access-control-allow-origin" not in response.headers, path
 
 
 def test_no_cors_for_an_open_server_unless_asked(fhir_settings: Settings) -> None:

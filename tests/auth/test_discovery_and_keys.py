@@ -17,7 +17,6 @@ def test_smart_configuration(app_client: TestClient) -> None:
     for url in (f"{BASE}/.well-known/smart-configuration", f"{ISSUER}/.well-known/smart-configuration"):
         response = app_client.get(url)
         assert response.status_code == 200
-        assert response.headers["access-control-allow-origin"] == "*"
         config = response.json()
         assert config["authorization_endpoint"] == f"{ISSUER}/auth/authorize"
         assert config["token_endpoint"] == f"{ISSUER}/auth/token"

@@ -42,7 +42,6 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "no-referrer",
 }
-_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Authorization, Content-Type", "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
 _PATIENT_PICKS = 20
 FORM_LIMIT = 64 * 1024
 
@@ -105,14 +104,14 @@ class AuthWeb:
 
     async def _endpoint(self, request: Request, name: str, respond: Any) -> Response:
         if request.method == "OPTIONS":
-            return Response(status_code=204, headers=_CORS)
+            return Response(status_code=204)
         pairs = await read_form(request)
         if isinstance(pairs, Response):
             return pairs
         # parameters count only in the body (RFC 6749 §2.3.1: never secrets in the URL)
         oauth = FormRequest("POST", self.auth.settings.endpoint(name), request.headers, [], pairs)
         status, body, headers = await run_in_threadpool(respond, oauth)
-        return JSONResponse(body, status_code=status, headers={**dict(headers), **_CORS})
+        return JSONResponse(body, status_code=status, headers=dict(headers))
 
     # -- the browser flow ------------------------------------------------------------------------
 
@@ -314,23 +313,23 @@ async def read_form(request: Request, limit: int = FORM_LIMIT) -> list[tuple[str
     """The pairs of an `application/x-www-form-urlencoded` body (all these endpoints take), capped."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
-        return JSONResponse({"error": "invalid_request", "error_description": "Send application/x-www-form-urlencoded"}, 400, headers=_CORS)
+        return JSONResponse({"error": "invalid_request", "error_description": "Send application/x-www-form-urlencoded"}, 400)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return JSONResponse({"error": "invalid_request", "error_description": "The request body is too large"}, 413, headers=_CORS)
+            return JSONResponse({"error": "invalid_request", "error_description": "The request body is too large"}, 413)
         chunks.append(chunk)
     try:
         return parse_qsl(b"".join(chunks).decode("utf-8"), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
-        return JSONResponse({"error": "invalid_request", "error_description": "The form body cannot be read"}, 400, headers=_CORS)
+        return JSONResponse({"error": "invalid_request", "error_description": "The form body cannot be read"}, 400)
 
 
 def _json(request: Request, body: dict) -> Response:
     if request.method == "OPTIONS":
-        return Response(status_code=204, headers=_CORS)
-    return JSONResponse(body, headers={**_CORS, "Cache-Control": "no-store"})
+        return Response(status_code=204)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 _CONTEXT_DESCRIPTIONS = {
