@@ -16,14 +16,13 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 
 from ficus import fhirjson
 from ficus.api.exchange import FHIR_JSON, JSON_PATCH, FhirRequest, FhirResponse
 from ficus.api.interactions import Interactions
 from ficus.auth import AuthError, AuthSettings, create_authenticator
+from ficus.auth.service import Authenticator
 from ficus.config import Settings
 from ficus.hl7v2.listener import listener_from_environment
 from ficus.hl7v2.outbound.worker import outbound_from_environment
@@ -50,11 +49,14 @@ _EXPOSED_HEADERS = ["Location", "Content-Location", "ETag", "Last-Modified", "WW
 _BODY_TYPES = {FHIR_JSON, "application/json", "application/json+fhir", JSON_PATCH, "application/x-www-form-urlencoded"}
 
 
-def create_app(settings: Settings | None = None, policy: Policy | None = None) -> ASGIApp:
+def create_app(settings: Settings | None = None, policy: Policy | None = None, authenticator: Authenticator | None = None) -> ASGIApp:
+    """The Ficus ASGI app for `settings`; `authenticator` replaces the one `settings.auth` names
+    (tests build theirs with short lifetimes or a JWKS fetcher of their own)."""
     settings = settings or Settings.from_environment()
     state: dict[str, Any] = {}
-    # None for FICUS_AUTH=off, which logs a loud warning that the server is open
-    authenticator = create_authenticator(AuthSettings.from_environment(settings.base_url, settings.auth, settings.auth_issuer))
+    if authenticator is None:
+        # None for FICUS_AUTH=off, which logs a loud warning that the server is open
+        authenticator = create_authenticator(AuthSettings.from_environment(settings.base_url, settings.auth, settings.auth_issuer))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -251,23 +253,3 @@ def _encoded(response: FhirResponse, pretty: bool, head: bool) -> tuple[int, lis
         raw.append((b"content-length", str(len(content)).encode()))
     raw.extend((key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in response.headers.items())
     return status, raw, b"" if head else content
-
-
-# -- for apps that route to Ficus through Starlette (tests/auth/harness.py) ------------------
-
-async def _fhir_request(request: Request, settings: Settings) -> FhirRequest:
-    _negotiate(request.query_params.get("_format"), request.headers.get("accept"))
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    body = b""
-    if request.method in ("POST", "PUT", "PATCH"):
-        _check_body_type(headers)
-        body = await _read_body(request.receive, headers, settings.max_body_bytes)
-    path = request.path_params.get("path", "")
-    return FhirRequest(request.method, path.strip("/"), request.query_params.multi_items(), headers, body)
-
-
-def _http_response(response: FhirResponse, pretty: bool, head: bool) -> Response:
-    status, raw_headers, content = _encoded(response, pretty, head)
-    answer = Response(content, status_code=status)
-    answer.raw_headers = raw_headers
-    return answer

@@ -1,100 +1,37 @@
 """The Ficus app with an authenticator a test configures, and a browser stand-in.
 
-`smart_app` wires what `create_app(settings)` wires for `FICUS_AUTH=smart|external` - the
-authenticator's routes before the FHIR catch-all, `caller()` in the worker thread of each FHIR
-request (an `AuthError` becomes its status with a `WWW-Authenticate` header), and the
-`rest.security` of the CapabilityStatement - but takes the authenticator as built by the test
-(short lifetimes, a JWKS fetcher of its own). Tests of the deployed app itself use `create_app`
-(`test_wiring`, `test_cors`, `test_browser`) or `ficus serve` (`test_live_server`).
+`smart_app` is `create_app` with the authenticator as the test builds it (short lifetimes, a
+JWKS fetcher of its own); tests of the app as deployed use `create_app` alone (`test_wiring`,
+`test_cors`, `test_browser`) or `ficus serve` (`test_live_server`).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from ficus.api.exchange import FhirResponse
-from ficus.api.interactions import Interactions
-from ficus.app import _fhir_request, _http_response
-from ficus.auth.discovery import capability_security
-from ficus.auth.errors import AuthError
+from ficus.app import ASGIApp, create_app
 from ficus.auth.service import Authenticator
 from ficus.config import Settings
-from ficus.outcome import FhirError, operation_outcome
-from ficus.spec import definitions
-from ficus.store.database import open_database
-from ficus.store.repository import Repository
 
 JSON = {"Content-Type": "application/fhir+json"}
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def smart_app(settings: Settings, authenticator: Authenticator) -> Starlette:
-    state: dict[str, Any] = {}
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        database = open_database(settings.database_url)
-        repository = Repository(database, definitions(), settings.base_url)
-        state["policy"] = authenticator.policy(repository.definitions)
-        state["interactions"] = Interactions(settings, repository, state["policy"])
-        authenticator.start(database, repository)
-        try:
-            yield
-        finally:
-            database.close()
-
-    async def fhir_endpoint(request: Request) -> Response:
-        pretty = request.query_params.get("_pretty") == "true"
-        try:
-            fhir_request = await _fhir_request(request, settings)
-            authorization = request.headers.get("authorization")
-
-            def handle() -> FhirResponse:
-                fhir_request.caller = authenticator.caller(authorization)
-                return state["interactions"].handle(fhir_request)
-
-            response = await run_in_threadpool(handle)
-            if fhir_request.path == "metadata" and isinstance(response.body, dict):
-                response.body = _with_security(response.body, settings, authenticator)
-        except AuthError as error:
-            response = FhirResponse(error.status, operation_outcome(error.issues), error.headers)
-        except FhirError as error:
-            response = FhirResponse(error.status, operation_outcome(error.issues))
-        return _http_response(response, pretty, request.method == "HEAD")
-
-    routes = [
-        *authenticator.routes(),
-        Route("/fhir", fhir_endpoint, methods=METHODS),
-        Route("/fhir/{path:path}", fhir_endpoint, methods=METHODS),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.ficus = state
-    return app
-
-
-def _with_security(statement: dict, settings: Settings, authenticator: Authenticator) -> dict:
-    security = capability_security(settings.base_url, authenticator.settings.mode, authenticator.settings.issuer)
-    rest = dict(statement["rest"][0])
-    rest["security"] = security
-    return {**statement, "rest": [rest, *statement["rest"][1:]]}
+def smart_app(settings: Settings, authenticator: Authenticator) -> ASGIApp:
+    """`create_app` with the test's authenticator, its mode and issuer in the settings too (the
+    CapabilityStatement's `rest.security` follows them)."""
+    settings = dataclasses.replace(settings, auth=authenticator.settings.mode, auth_issuer=authenticator.settings.issuer)
+    return create_app(settings, authenticator=authenticator)
 
 
 # -- PKCE and the browser side of an authorization ----------------------------------------------
@@ -180,7 +117,7 @@ def free_port() -> int:
 class ThreadedServer:
     """Uvicorn serving an ASGI app on 127.0.0.1 from a background thread."""
 
-    def __init__(self, app: Starlette, port: int) -> None:
+    def __init__(self, app: ASGIApp, port: int) -> None:
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
