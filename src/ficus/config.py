@@ -17,7 +17,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     validate_writes: bool = True
     explain: bool = False  # `_explain=true` shows a search's SQL and plans (for administrators)
-    default_total: str = "accurate"  # `_total` when a search sends none: accurate, estimate, none
+    default_total: str = "estimate"  # `_total` when a search sends none: accurate, estimate, none
     auth: str = "smart"  # FICUS_AUTH: smart (built-in SMART server), external (an OIDC provider's JWTs), off (open!)
     auth_issuer: str = ""  # FICUS_AUTH_ISSUER: public URL of the authorization server (default: base URL minus /fhir)
     # FICUS_CORS_ORIGINS: browser origins allowed to call the API ("*", a comma-separated list, or
@@ -49,7 +49,7 @@ class Settings:
             max_body_bytes=int(env.get("FICUS_MAX_BODY_BYTES", str(64 * 1024 * 1024))),
             validate_writes=env.get("FICUS_VALIDATE", "1") not in ("0", "false", "no"),
             explain=env.get("FICUS_EXPLAIN", "0") in ("1", "true", "yes"),
-            default_total=env.get("FICUS_DEFAULT_TOTAL", "accurate"),
+            default_total=env.get("FICUS_DEFAULT_TOTAL", "estimate"),
             auth=env.get("FICUS_AUTH", "smart"),
             auth_issuer=env.get("FICUS_AUTH_ISSUER", ""),
             cors_origins=env.get("FICUS_CORS_ORIGINS"),

@@ -6,8 +6,9 @@ Statements per page (all fixed, none per resource):
   (`_summary=count` / `_count=0` skip it); unsorted, it takes `_count` + 1 rids from the index
   rows in rid order and joins only those;
 - 0 or 1 count statement: skipped for `_total=none`, and when the first page already holds
-  every match; `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW` and
-  otherwise reads the planner's estimate (1 more statement);
+  every match; `_total=estimate` (the default) on PostgreSQL counts up to
+  `ESTIMATE_EXACT_BELOW` and otherwise reads the planner's estimate (1 more statement; 2 if
+  that estimate is below the count so far, which is then counted in full);
 - 1 statement per include level (`_include`/`_revinclude` all together; `:iterate` adds
   levels, at most `include.MAX_LEVELS`);
 - 1 statement listing the stored resource types, only for a search over many types with
@@ -518,7 +519,8 @@ def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[l
 
 def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> int:
     """The total, counted from the index tables alone where they answer (see `match_rids`);
-    `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW`, then asks the planner."""
+    `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW`, then asks the planner,
+    and counts them all if the planner's estimate is below what it has already counted."""
     source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
     if plan.total == "estimate" and recorder.dialect == "postgresql":
         capped = recorder.rows(
@@ -531,10 +533,24 @@ def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> 
             document = plan_rows[0][0]
             if isinstance(document, (str, bytes)):
                 document = json.loads(document)
-            return max(capped, int(document[0]["Plan"]["Plan Rows"]))
+            estimate = _estimated_rows(document[0]["Plan"])
         except (KeyError, IndexError, TypeError, ValueError):
-            return capped
+            estimate = 0
+        if estimate > capped:
+            return estimate
+        # fewer than the matches already seen: the planner is wrong here (ranges of dates, whose
+        # histogram is not per parameter, say), and a total known to be wrong is not given
     return recorder.rows("count", f"SELECT COUNT(*) FROM ({source}) c", params)[0][0]
+
+
+def _estimated_rows(node: dict) -> int:
+    """The planner's row estimate for the matches. Its estimate for the DISTINCT step divides
+    by how distinct rids are in the whole table; a resource rarely has two index rows for one
+    searched value, so the estimate of the rows going into it is the better one."""
+    children = node.get("Plans", [])
+    if node.get("Node Type") in ("Aggregate", "Unique") and len(children) == 1:
+        return int(children[0]["Plan Rows"])
+    return int(node["Plan Rows"])
 
 
 # -- includes -----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Connections to SQLite or PostgreSQL behind one small interface, plus schema migrations.
 
 SQL is written once with `?` placeholders; the PostgreSQL side rewrites them to `%s`. The few
-dialect differences (identity columns, blobs, booleans, locking) live here and nowhere else.
+dialect differences (identity columns, blobs, booleans, locking) live here and nowhere else; a
+migration named `NNNN_name.<dialect>.sql` runs only on that dialect.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class Database:
             applied = {row[0] for row in tx.execute("SELECT version FROM schema_migrations").fetchall()}
             for script in sorted(MIGRATIONS.glob("*.sql")):
                 version = int(script.name.split("_", 1)[0])
-                if version in applied:
+                only = script.suffixes[-2][1:] if len(script.suffixes) > 1 else self.dialect
+                if version in applied or only != self.dialect:
                     continue
                 text = script.read_text().format(**self.placeholders)
                 for statement in _statements(text):
