@@ -171,19 +171,114 @@ def test_single_page_sorted_searches_store_nothing(client: TestClient, database_
         database.close()
 
 
-def test_results_larger_than_a_snapshot_page_by_keyset_and_say_so(client: TestClient, monkeypatch) -> None:
+def all_pages(client: TestClient, first: dict, relation: str = "next") -> list[dict]:
+    pages = [first]
+    while (following := link(pages[-1], relation)) is not None:
+        pages.append(get(client, following))
+        assert len(pages) < 40
+    return pages
+
+
+def outcomes(bundle: dict) -> list[str]:
+    return [i["diagnostics"] for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome" for i in e["resource"]["issue"]]
+
+
+def snapshot_of(following: str) -> int:
+    cursor = dict(pair.split("=", 1) for pair in following.split("?", 1)[1].split("&"))["_cursor"]
+    return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))[-1]
+
+
+def test_pages_go_on_past_the_stored_entries_with_every_match_once_in_order(client: TestClient, database_url: str, monkeypatch) -> None:
     from ficus.search import snapshot
 
-    made = [born(client, 1990 + i)["id"] for i in range(5)]
-    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 3)
-    page = get(client, "Patient", _sort="birthdate", _count="2")
-    outcome = [e["resource"] for e in page["entry"] if e["search"]["mode"] == "outcome"]
-    assert outcome and "More than 3 matches" in outcome[0]["issue"][0]["diagnostics"]
-    seen = ids(page)
-    while (following := link(page, "next")) is not None:
-        page = get(client, following)
-        seen += ids(page)
-    assert seen == made
+    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 5)
+    made = [born(client, 1950 + i) for i in range(12)]
+    by_update = [r["id"] for r in made]
+    made[3] = update(client, {**made[3], "birthDate": "1950-06-01"})  # a tie with made[0]: rid breaks it
+    by_birth = [made[i]["id"] for i in (0, 3, 1, 2, *range(4, 12))]
+    by_update = [i for i in by_update if i != made[3]["id"]] + [made[3]["id"]]
+    descending = [made[i]["id"] for i in (11, 10, 9, 8, 7, 6, 5, 4, 2, 1, 0, 3)]
+    for sort, expected in (("birthdate", by_birth), ("-birthdate", descending), ("_lastUpdated", by_update)):
+        pages = all_pages(client, get(client, "Patient", _sort=sort, _count="3", family="Snap"))
+        # 3 + 2 stored and 1 past them on the second page, then only past them
+        assert [ids(p) for p in pages] == [expected[i:i + 3] for i in range(0, 12, 3)], sort
+        assert [p["total"] for p in pages] == [12] * 4  # counted, as for any search
+        assert [bool(outcomes(p)) for p in pages] == [False, True, True, True]
+        assert "after the first 5" in outcomes(pages[1])[0]
+        back = all_pages(client, pages[-1], "previous")
+        assert [ids(p) for p in back] == [ids(p) for p in reversed(pages)], sort
+        for offset in (4, 5, 7, 11):
+            assert ids(get(client, "Patient", _sort=sort, _count="3", family="Snap", _offset=str(offset))) == expected[offset:offset + 3]
+    database = open_database(database_url)
+    try:
+        with database.session() as tx:
+            stored = tx.execute(
+                "SELECT COUNT(*) FROM search_snapshot_entry WHERE snapshot = ?", (snapshot_of(link(pages[0], "next")),)
+            ).fetchone()[0]
+        assert stored == 5  # a bounded sort: the first 5 only, of 12
+    finally:
+        database.close()
+
+
+def test_writes_before_the_end_of_the_stored_entries_keep_their_places_and_nothing_is_lost(client: TestClient, monkeypatch) -> None:
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 6)
+    made = [born(client, 1950 + i) for i in range(10)]
+    first = get(client, "Patient", _sort="birthdate", _count="2", family="Snap")
+    assert ids(first) == [r["id"] for r in made[:2]]
+    update(client, {**made[0], "birthDate": "2090-01-01"})  # served: would come again at the end
+    update(client, {**made[4], "birthDate": "2091-01-01"})  # stored, not served yet: keeps its place
+    update(client, {**made[8], "birthDate": "1900-01-01"})  # not stored: moves before the others
+    assert client.delete(f"Patient/{made[2]['id']}").status_code in (200, 204)  # stored: left out
+    assert client.delete(f"Patient/{made[7]['id']}").status_code in (200, 204)  # not stored: gone
+    created = born(client, 1800)  # new, sorting first of all
+    pages = all_pages(client, first)
+    seen = [i for p in pages for i in ids(p)]
+    stored = [made[i]["id"] for i in (0, 1, 3, 4, 5)]  # in the places of the snapshot, less the deleted one
+    # past the stored entries: the matches the snapshot does not hold, in the order as it is now
+    past = [created["id"], made[8]["id"], made[6]["id"], made[9]["id"]]
+    assert seen == stored + past
+    assert [p["total"] for p in pages] == [10, 9, 9, 9, 9]
+
+
+def test_past_the_stored_entries_pages_follow_the_keyset_rules(client: TestClient, monkeypatch) -> None:
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 2)
+    made = [born(client, 1950 + i) for i in range(8)]
+    pages = [get(client, "Patient", _sort="birthdate", _count="3", family="Snap")]
+    pages.append(get(client, link(pages[0], "next")))
+    assert ids(pages[1]) == [r["id"] for r in made[3:6]]
+    after = born(client, 1956)  # after the cursor (1955, made[5]) in the order: shown
+    before = born(client, 1951)  # before it: not shown, as with any keyset cursor
+    update(client, {**made[6], "birthDate": "1952-01-01"})  # not served yet, moves before the cursor: skipped
+    update(client, {**made[4], "birthDate": "2000-01-01"})  # served, moves after the cursor: served again
+    rest = all_pages(client, pages[1])[1:]
+    assert [i for p in rest for i in ids(p)] == [after["id"], made[7]["id"], made[4]["id"]]
+    assert before["id"] not in [i for p in rest for i in ids(p)]
+    # back from the last page: over the matches past the stored entries as they sort now, then
+    # into the stored ones
+    back = all_pages(client, rest[-1], "previous")
+    assert [i for p in reversed(back) for i in ids(p)] == [made[i]["id"] for i in (0, 1)] + [
+        before["id"], made[6]["id"], made[2]["id"], made[3]["id"], made[5]["id"], after["id"], made[7]["id"], made[4]["id"],
+    ]
+
+
+def test_a_cursor_past_the_stored_entries_belongs_to_its_search(client: TestClient, monkeypatch) -> None:
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 2)
+    for i in range(6):
+        born(client, 1970 + i)
+    second = get(client, link(get(client, "Patient", _sort="birthdate", _count="2"), "next"))
+    following = link(second, "next")
+    cursor = dict(pair.split("=", 1) for pair in following.split("?", 1)[1].split("&"))["_cursor"]
+    for params in ({"_sort": "birthdate", "birthdate": "gt1971"}, {"_sort": "-birthdate"}, {"_sort": "family"}, {}):
+        response = client.get("Patient", params={**params, "_count": "2", "_cursor": cursor})
+        assert response.status_code == 400, response.text
+        assert response.json()["issue"][0]["expression"] == ["_cursor"]
+    assert len(ids(get(client, following))) == 2
 
 
 def test_a_compartment_snapshot_leaves_out_entries_moved_out_of_the_compartment(client: TestClient) -> None:

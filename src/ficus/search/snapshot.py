@@ -1,13 +1,22 @@
-"""Stored snapshots of sorted results: the matches' row ids in sort order, kept for a while.
+"""Stored snapshots of sorted results: the first matches' row ids in sort order, kept for a while.
 
-A sorted search whose matches fill more than one page writes them once (one INSERT ... SELECT,
-in its own write transaction) and serves every page of the search from there, by position: an
-entry whose sort value changes, or that stops matching, keeps its place, so pages neither skip
-nor repeat entries while others write. Pages show each entry's current version; entries deleted
-since, or moved out of a searched compartment (an access token's patient, say), are left out. A snapshot is tied to its search by a fingerprint (a cursor cannot be
-replayed on another search, or by a caller confined to another compartment), expires after
-`LIFETIME_SECONDS` (410 after that) and is made only for at most `MAX_ENTRIES` matches; a
-larger result pages by keyset and says so.
+A sorted search whose matches fill more than one page writes its first `MAX_ENTRIES` matches
+once (one INSERT ... SELECT of a bounded sort, in its own write transaction) and serves its
+pages from there, by position: an entry whose sort value changes, or that stops matching, keeps
+its place, so those pages neither skip nor repeat entries while others write. Pages show each
+entry's current version; entries deleted since, or moved out of a searched compartment (an
+access token's patient, say), are left out. A snapshot is tied to its search by a fingerprint
+(a cursor cannot be replayed on another search, or by a caller confined to another
+compartment) and expires after `LIFETIME_SECONDS` (410 after that).
+
+A snapshot that holds fewer than `MAX_ENTRIES` entries holds every match, and its size is the
+search's total. A full one is continued (`continues`): past its last entry, pages are keyset
+pages (`ficus.search.paging`) over the matches it does not hold, in the sort order as it is
+when each page is read, from the first of them; the total is then counted like that of any
+search. So no stored entry is served twice, and past the stored entries the keyset rules hold:
+a match is neither skipped nor repeated unless its sort value changes while those pages are
+read. A match the snapshot does not hold whose value moved before the last stored entry, or
+created since, is not lost: it comes among the first entries after the stored ones.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ if TYPE_CHECKING:
     from ficus.search.execute import Recorder
 
 LIFETIME_SECONDS = 1800
-MAX_ENTRIES = 100_000
+MAX_ENTRIES = 1_000  # stored per snapshot: a bounded sort and write, whatever the number of matches
 
 
 def fingerprint(types: list[str] | None, criteria: list, sort: list, compartment: tuple | None, viewer: tuple = ()) -> str:
@@ -54,8 +63,8 @@ def purge_expired(recorder: Recorder) -> None:
 
 
 def create(recorder: Recorder, ordered: str, params: list, search: str) -> tuple[int, int]:
-    """Store the rids `ordered` (a `SELECT rid, position`, positions from 1 in order) yields,
-    which the caller has found to be at most `MAX_ENTRIES` (the INSERT stops there anyway).
+    """Store the rids `ordered` (a `SELECT rid, position`, positions from 1 in order, at most
+    `MAX_ENTRIES` of them) yields.
 
     Returns (snapshot id, number of entries): the size is read back, since the statements of a
     transaction may see different commits of others."""
@@ -63,9 +72,8 @@ def create(recorder: Recorder, ordered: str, params: list, search: str) -> tuple
     snapshot = secrets.randbits(62) + 1
     recorder.rows(
         "snapshot",
-        f"INSERT INTO search_snapshot_entry (snapshot, position, rid) SELECT ?, o.position, o.rid FROM ({ordered}) o "
-        "WHERE o.position <= ?",
-        [snapshot, *params, MAX_ENTRIES],
+        f"INSERT INTO search_snapshot_entry (snapshot, position, rid) SELECT ?, o.position, o.rid FROM ({ordered}) o",
+        [snapshot, *params],
         fetch=False,
     )
     total = recorder.rows(
@@ -78,6 +86,11 @@ def create(recorder: Recorder, ordered: str, params: list, search: str) -> tuple
         fetch=False,
     )
     return snapshot, total
+
+
+def continues(size: int) -> bool:
+    """Whether matches may follow the entries of a snapshot of `size` entries: it is full."""
+    return size >= MAX_ENTRIES
 
 
 def size(recorder: Recorder, snapshot: int, search: str) -> int:
