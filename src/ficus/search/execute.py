@@ -15,10 +15,13 @@ Statements per page (all fixed, none per resource):
 
 A sorted search first counts its matches up to the end of the page asked for (a count that
 stops there). If they go beyond it, it runs once more in a write transaction
-(`SearchResult.wants_snapshot`) to store its snapshot: a capped count (at most
-`snapshot.MAX_ENTRIES`), 2 purge statements, the INSERT ... SELECT of every match in order,
-its size and header, then the page read from the snapshot and its includes. Its later pages
-cost a snapshot check, the page and the includes (the total is the snapshot's).
+(`SearchResult.wants_snapshot`) to store its snapshot: 2 purge statements, the INSERT ... SELECT
+of its first `snapshot.MAX_ENTRIES` matches in order (a bounded sort; every match's sort key is
+still read), its size and header, then the page read from the snapshot, its includes and the
+count. Its later pages cost a snapshot check, the page, the includes and, when the snapshot is
+full, the count (the total of a snapshot that holds every match is its size). Past a full
+snapshot's entries a page is a sorted keyset page over the matches it does not hold: 1 more
+statement, and 1 counting the stored entries when an `_offset` reaches past them.
 
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.

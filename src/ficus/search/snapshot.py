@@ -14,9 +14,11 @@ search's total. A full one is continued (`continues`): past its last entry, page
 pages (`ficus.search.paging`) over the matches it does not hold, in the sort order as it is
 when each page is read, from the first of them; the total is then counted like that of any
 search. So no stored entry is served twice, and past the stored entries the keyset rules hold:
-a match is neither skipped nor repeated unless its sort value changes while those pages are
-read. A match the snapshot does not hold whose value moved before the last stored entry, or
-created since, is not lost: it comes among the first entries after the stored ones.
+a match is served once unless its sort value changes while those pages are read (it may then
+be skipped or served again), and one created meanwhile is served if it sorts after the page
+being read. A match the snapshot does not hold that sorts before its last entry by the time the
+pages get there (created since, or its value changed) is not lost: it comes first after the
+stored entries, so the order may step back there.
 """
 
 from __future__ import annotations
