@@ -278,6 +278,13 @@ def test_a_cursor_past_the_stored_entries_belongs_to_its_search(client: TestClie
         response = client.get("Patient", params={**params, "_count": "2", "_cursor": cursor})
         assert response.status_code == 400, response.text
         assert response.json()["issue"][0]["expression"] == ["_cursor"]
+    version, direction, rid, keys, stored = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    assert version == 3 and len(keys) == 1
+    for tampered in ([version, direction, rid, ["1972"], stored], [version, direction, rid, keys], [version, direction, rid, keys, "1"]):
+        text = base64.urlsafe_b64encode(msgspec.json.encode(tampered)).decode().rstrip("=")
+        response = client.get("Patient", params={"_sort": "birthdate", "_count": "2", "_cursor": text})
+        assert response.status_code == 400, response.text
+        assert response.json()["issue"][0]["expression"] == ["_cursor"]
     assert len(ids(get(client, following))) == 2
 
 

@@ -51,11 +51,6 @@ class Cursor:
     snapshot: int | None = None  # the stored snapshot a sorted search pages over
     beyond: bool = False  # past the snapshot's stored entries: `keys` and `rid` are a keyset position
 
-    @property
-    def position(self) -> bool:
-        """Whether `rid` is a position among a snapshot's stored entries."""
-        return self.snapshot is not None and not self.beyond
-
     def encode(self) -> str:
         direction = 1 if self.forward else 0
         if self.beyond:
