@@ -300,3 +300,23 @@ def test_a_compartment_snapshot_leaves_out_entries_moved_out_of_the_compartment(
     update(client, {**observations[3], "subject": {"reference": f"Patient/{ben}"}})
     rest = get(client, link(page, "next"))
     assert ids(rest) == [observations[2]["id"]]  # the one now in Ben's compartment is not shown
+
+
+def test_past_the_stored_entries_a_compartment_search_stays_in_its_compartment(client: TestClient, monkeypatch) -> None:
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_ENTRIES", 2)
+    anna, ben = born(client, 1950)["id"], born(client, 1951)["id"]
+    observations = [
+        create(client, {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                        "subject": {"reference": f"Patient/{anna}"}, "effectiveDateTime": f"2020-01-0{i + 1}"})
+        for i in range(6)
+    ]
+    create(client, {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                    "subject": {"reference": f"Patient/{ben}"}, "effectiveDateTime": "2020-01-03T12:00:00Z"})
+    page = get(client, f"Patient/{anna}/Observation", _sort="date", _count="3")
+    assert ids(page) == [o["id"] for o in observations[:3]]
+    update(client, {**observations[4], "subject": {"reference": f"Patient/{ben}"}})
+    rest = all_pages(client, page)[1:]
+    assert [i for p in rest for i in ids(p)] == [observations[i]["id"] for i in (3, 5)]
+    assert [p["total"] for p in rest] == [5]
