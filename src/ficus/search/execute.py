@@ -34,7 +34,6 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from ficus.outcome import FhirError, Issue
 from ficus.search import snapshot
