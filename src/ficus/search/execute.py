@@ -15,14 +15,15 @@ Statements per page (all fixed, none per resource):
 
 A sorted search first counts its matches up to the end of the page asked for (a count that
 stops there). If they go beyond it, it runs once more in a write transaction
-(`SearchResult.wants_snapshot`) to store its snapshot: 2 purge statements, the INSERT ... SELECT
-of its first `snapshot.MAX_ENTRIES` matches in order (a bounded sort; every match's sort key is
-still read), its size and header, then the page read from the snapshot, its includes and the
-count. Its later pages cost a snapshot check, the page, the includes and, when the snapshot is
-full, the count (the total of a snapshot that holds every match is its size). Past a full
-snapshot's entries a page is a sorted keyset page over the matches it does not hold: 1 more
-statement, and 1 counting the stored entries when an `_offset` reaches past them.
-
+(`SearchResult.wants_snapshot`) to store its snapshot (`ficus.search.snapshot`): 2 purge
+statements, the header, the INSERT ... SELECT of its first chunk of matches in order (a bounded
+sort; every match's sort key is still read), its size and the header's update, then the
+snapshot check, the page read from the snapshot, its includes and the count. Its later pages
+cost a snapshot check, the page, the includes and, until the snapshot is complete, the count
+(the total of a complete snapshot is its size). A forward page that reaches past the stored
+entries of an incomplete snapshot runs once more in a write transaction too, to append the
+next chunk first: the header's lock, the INSERT ... SELECT of the matches the snapshot does
+not hold (a bounded sort again), its size and the header's update, then the page again.
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
 """
@@ -33,7 +34,8 @@ import json
 import re
 import sqlite3
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 from ficus.outcome import FhirError, Issue
 from ficus.search import snapshot
@@ -159,16 +161,18 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
     snapshot_total: int | None = None  # the total of a snapshot that holds every match
     if plan.page and plan.count > 0:
         stored = plan.cursor.snapshot if plan.cursor is not None else None
+        made = None  # the header of a snapshot stored by this page
         if stored is None and plan.snapshot == "make":
-            stored, size = _make_snapshot(recorder, plan, matching)
-        elif stored is not None:
-            size = snapshot.size(recorder, stored, _fingerprint(plan))
+            stored, made = _make_snapshot(recorder, plan, matching)
         elif plan.snapshot == "ask" and plan.sort and plan.cursor is None and _fills_more_than_a_page(recorder, plan, matching):
             return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
         if stored is not None:
-            continued = snapshot.continues(size)
-            snapshot_total = None if continued else size
-            matches, match_rids, next_cursor, previous_cursor = _snapshot_page(recorder, plan, matching, stored, continued, warnings)
+            found = _snapshot_rows(recorder, plan, matching, stored, made)
+            if found is None:
+                return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
+            rows, (size, complete) = found
+            snapshot_total = size if complete else None
+            matches, match_rids, next_cursor, previous_cursor = _snapshot_page(plan, stored, rows)
         else:
             matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, matching)
         complete_first_page = plan.cursor is None and plan.offset == 0 and next_cursor is None
@@ -337,30 +341,13 @@ def _matches(matching: Matching, rows: bool = True) -> Condition:
     return f"({rids}) m JOIN resource r ON r.rid = m.rid WHERE {where}", [*params, *others]
 
 
-@dataclass
-class _Row:
-    """A row of a page: the version, its rid and where it stands in the order."""
-
-    version: Version
-    rid: int
-    keys: tuple
-    position: int | None = None  # among a snapshot's stored entries
-
-
 def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
-    return _paged(plan, _keyset_rows(recorder, plan.sort, matching, plan.cursor, plan.count + 1, plan.offset), None)
-
-
-def _keyset_rows(
-    recorder: Recorder, keys: list[SortKey], matching: Matching, cursor: Cursor | None, limit: int, offset: int,
-    exclude: int | None = None,
-) -> list[_Row]:
-    """Up to `limit` matches after `offset` strictly beyond `cursor` in the order (keys..., rid),
-    in the cursor's direction; `exclude` (sorted only): leave out the entries of that snapshot."""
+    keys = plan.sort
+    cursor = plan.cursor
     forward = cursor is None or cursor.forward
     reverse = not forward
-    limit_sql = " LIMIT ?" + (" OFFSET ?" if offset else "")
-    limit_params = [limit, *([offset] if offset else [])]
+    limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
+    limit_params = [plan.count + 1, *([plan.offset] if plan.offset else [])]
 
     def order(alias: str, reverse: bool) -> str:
         terms = []
@@ -380,9 +367,9 @@ def _keyset_rows(
         rids, rid_params = intersect_rids(matching.selects, bound, bound_params)
         if not matching.others:
             # the limit inside: SQLite materialises a DISTINCT subquery before joining it
-            rids += f" ORDER BY {order('q', reverse)}{limit_sql}"
+            rids += f" ORDER BY {order('q', reverse)}{limit}"
             rid_params += limit_params
-            limit_sql, limit_params = "", []
+            limit, limit_params = "", []
         conditions = [("r.res_type = ? AND r.deleted = ?", [matching.res_type, False])] if matching.others else []
         conditions += matching.others
         if cursor is not None:
@@ -390,7 +377,7 @@ def _keyset_rows(
         where = " AND ".join(sql for sql, _ in conditions)
         page = (
             f"SELECT r.rid, r.res_type, r.res_id, r.version FROM ({rids}) q JOIN resource r ON r.rid = q.rid"
-            f"{' WHERE ' + where if where else ''} ORDER BY {order('q', reverse)}{limit_sql}"
+            f"{' WHERE ' + where if where else ''} ORDER BY {order('q', reverse)}{limit}"
         )
         sql_params = [*rid_params, *(p for _, values in conditions for p in values), *limit_params]
     else:
@@ -400,15 +387,12 @@ def _keyset_rows(
         source, source_params = _matches(matching, any(key.reads_resource for key in keys))
         inner = f"SELECT r.rid{select_keys} FROM {source}"
         sql_params = [*key_params, *source_params]
-        middle: list[str] = []
-        if exclude is not None:
-            middle.append("q.rid NOT IN (SELECT e.rid FROM search_snapshot_entry e WHERE e.snapshot = ?)")
-            sql_params.append(exclude)
+        middle_where = ""
         if cursor is not None:
             condition, values = keyset_condition(
                 [(column, key.descending) for column, key in zip(key_columns, keys)], cursor, "q.rid"
             )
-            middle.append(condition)
+            middle_where = f" WHERE {condition}"
             sql_params += values
         sql_params += limit_params
         mid_keys = "".join(f", q.k{i}" for i in range(len(keys)))
@@ -416,8 +400,7 @@ def _keyset_rows(
         # inlined, the planners copy it into every term of the keyset condition. Only the
         # page's rows are then joined to `resource`.
         head, source = (f"WITH q AS MATERIALIZED ({inner}) ", "q") if keys else ("", f"({inner}) q")
-        middle_where = f" WHERE {' AND '.join(middle)}" if middle else ""
-        top = f"SELECT q.rid{mid_keys} FROM {source}{middle_where} ORDER BY {order('q', reverse)}{limit_sql}"
+        top = f"SELECT q.rid{mid_keys} FROM {source}{middle_where} ORDER BY {order('q', reverse)}{limit}"
         top_keys = "".join(f", t.k{i}" for i in range(len(keys)))
         page = f"SELECT t.rid, r.res_type, r.res_id, r.version{top_keys} FROM ({top}) t JOIN resource r ON r.rid = t.rid"
     out_keys = "".join(f", p.k{i}" for i in range(len(keys)))
@@ -426,23 +409,16 @@ def _keyset_rows(
         ") p JOIN resource_version v ON v.res_type = p.res_type AND v.res_id = p.res_id AND v.version = p.version "
         f"ORDER BY {order('p', reverse)}"
     )
-    return [_Row(Version.from_row(row[1:7]), row[0], tuple(row[7:])) for row in recorder.rows("page", sql, sql_params)]
-
-
-def _paged(plan: SearchPlan, rows: list[_Row], stored: int | None) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
-    """The page of `rows` (read in the cursor's direction, one more than `_count` when more
-    follow) and the cursors of its links; `stored`: the snapshot the search pages over."""
-    cursor = plan.cursor
-    forward = cursor is None or cursor.forward
+    rows = recorder.rows("page", sql, sql_params)
     more = len(rows) > plan.count
     rows = rows[: plan.count]
-    if not forward:
+    if reverse:
         rows.reverse()
+    versions = [Version.from_row(row[1:7]) for row in rows]
+    rids = [row[0] for row in rows]
 
-    def at(row: _Row, forward_cursor: bool) -> Cursor:
-        if row.position is not None:
-            return Cursor(forward_cursor, (), row.position, stored)
-        return Cursor(forward_cursor, row.keys, row.rid, stored, beyond=stored is not None)
+    def at(row: Any, forward_cursor: bool) -> Cursor:
+        return Cursor(forward_cursor, tuple(row[7:]), row[0])
 
     next_cursor = previous_cursor = None
     if forward:
@@ -452,12 +428,12 @@ def _paged(plan: SearchPlan, rows: list[_Row], stored: int | None) -> tuple[list
             if rows:
                 previous_cursor = at(rows[0], False)
             elif cursor is not None:
-                previous_cursor = replace(cursor, forward=False, rid=cursor.rid + 1)  # up to and including it
+                previous_cursor = Cursor(False, cursor.keys, cursor.rid + 1)  # up to and including it
     else:
         if more:
             previous_cursor = at(rows[0], False)
-        next_cursor = at(rows[-1], True) if rows else replace(cursor, forward=True, rid=cursor.rid - 1)
-    return [row.version for row in rows], [row.rid for row in rows], next_cursor, previous_cursor
+        next_cursor = at(rows[-1], True) if rows else Cursor(True, cursor.keys, cursor.rid - 1)
+    return versions, rids, next_cursor, previous_cursor
 
 
 # -- snapshots of sorted results -----------------------------------------------------------------
@@ -475,10 +451,16 @@ def _fills_more_than_a_page(recorder: Recorder, plan: SearchPlan, matching: Matc
     return found > edge
 
 
-def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[int, int]:
-    """Store the first `snapshot.MAX_ENTRIES` matches in order: the LIMIT right above the sort
-    makes it a bounded one (PostgreSQL's top-N heapsort), and only those rows are numbered and
-    written."""
+def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[int, tuple[int, bool]]:
+    """Store a snapshot of the search holding its first chunk: (snapshot, its header)."""
+    return snapshot.create(recorder, _fingerprint(plan), *_next_chunk(plan, matching, None, 0))
+
+
+def _next_chunk(plan: SearchPlan, matching: Matching, stored: int | None, size: int) -> tuple[int, str, list]:
+    """The next chunk of a snapshot of `size` entries: its size and the SQL of the first of the
+    matches the snapshot does not hold, in order, with their positions in it. The LIMIT right
+    above the sort makes it a bounded one (PostgreSQL's top-N heapsort), and only those rows
+    are numbered and written."""
     keys = plan.sort
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
 
@@ -487,82 +469,92 @@ def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching) -> 
         return ", ".join([*terms, f"{alias}.rid ASC"])
 
     source, source_params = _matches(matching, any(key.reads_resource for key in keys))
-    first = f"SELECT m.* FROM (SELECT r.rid{select_keys} FROM {source}) m ORDER BY {order('m')} LIMIT ?"
+    params = [*(p for key in keys for p in key.params), *source_params]
+    held = ""
+    if size:
+        held = " WHERE m.rid NOT IN (SELECT e.rid FROM search_snapshot_entry e WHERE e.snapshot = ?)"
+        params.append(stored)
+    chunk = snapshot.chunk_after(size)
+    first = f"SELECT m.* FROM (SELECT r.rid{select_keys} FROM {source}) m{held} ORDER BY {order('m')} LIMIT ?"
     ordered = f"SELECT f.rid, ROW_NUMBER() OVER (ORDER BY {order('f')}) AS position FROM ({first}) f"
-    params = [*(p for key in keys for p in key.params), *source_params, snapshot.MAX_ENTRIES]
-    return snapshot.create(recorder, ordered, params, _fingerprint(plan))
+    return chunk, ordered, [*params, chunk]
 
 
-def _snapshot_page(
-    recorder: Recorder, plan: SearchPlan, matching: Matching, stored: int, continued: bool, warnings: list[Issue],
-) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
-    """A page of a stored snapshot: the live entries after (or before) the cursor's position and,
-    past the last of them when the snapshot is `continued`, the matches it does not hold by keyset
-    (a backward page from there goes on into the stored entries)."""
+def _snapshot_rows(
+    recorder: Recorder, plan: SearchPlan, matching: Matching, stored: int, made: tuple[int, bool] | None,
+) -> tuple[list, tuple[int, bool]] | None:
+    """The rows of a page of a snapshot and its header (entries stored, complete; `made` when
+    this page stored it). A forward page that reaches past the stored entries of an incomplete
+    snapshot first appends the next chunks; None when that takes a write transaction
+    (`plan.snapshot` is "ask")."""
+    size, complete = made or snapshot.header(recorder, stored, _fingerprint(plan))
+    forward = plan.cursor is None or plan.cursor.forward
+    while True:
+        rows = _stored_rows(recorder, plan, stored)
+        if complete or not forward or len(rows) > plan.count or plan.snapshot is False:
+            return rows, (size, complete)
+        if plan.snapshot == "ask":
+            return None
+        locked_size, complete = snapshot.lock(recorder, stored)
+        if locked_size == size and not complete:  # else another page has just appended one
+            locked_size, complete = snapshot.append(recorder, stored, size, *_next_chunk(plan, matching, stored, size))
+        size = locked_size
+
+
+def _stored_rows(recorder: Recorder, plan: SearchPlan, stored: int) -> list:
+    """Up to `_count` + 1 live entries of a snapshot after (or before) the cursor's position."""
     cursor = plan.cursor
     forward = cursor is None or cursor.forward
-    wanted = plan.count + 1
-    offset = plan.offset if cursor is None else 0
-    if cursor is not None and cursor.beyond:
-        rows = _keyset_rows(recorder, plan.sort, matching, cursor, wanted, 0, exclude=stored)
-        if not forward and len(rows) < wanted:
-            rows += _stored_rows(recorder, plan, stored, False, None, wanted - len(rows), 0)
-    else:
-        rows = _stored_rows(recorder, plan, stored, forward, cursor, wanted, offset)
-        if forward and continued and len(rows) < wanted:
-            # an offset beyond the stored entries goes on over the matches past them
-            skip = max(0, offset - _stored_count(recorder, plan, stored)) if offset and not rows else 0
-            rows += _keyset_rows(recorder, plan.sort, matching, None, wanted - len(rows), skip, exclude=stored)
-    if any(row.position is None for row in rows[: plan.count]):
-        warnings.append(Issue(
-            "information", "informational",
-            f"Entries after the first {snapshot.MAX_ENTRIES} of a sorted search follow the sort order as it is when each page is read",
-        ))
-    return _paged(plan, rows, stored)
-
-
-_ENTRIES = "search_snapshot_entry e JOIN resource r ON r.rid = e.rid"
-
-
-def _live_entries(plan: SearchPlan, stored: int) -> tuple[str, list]:
-    """The condition on a snapshot's entries `e` joined to `resource r` for those the search would
-    still show: an entry deleted since, or moved out of the compartment (an access token's
-    patient, say), is left out; a snapshot never shows what the search would not."""
-    sql, params = "e.snapshot = ? AND r.deleted = ?", [stored, False]
+    params: list = [stored, False]
+    bound = ""
     if plan.compartment is not None:
+        # an entry moved out of the compartment since (an access token's patient, say) is left
+        # out like a deleted one: a snapshot never shows what the search would not
         condition, values = _compartment_condition(*plan.compartment)
-        sql += f" AND {condition}"
+        bound += f" AND {condition}"
         params += values
-    return sql, params
-
-
-def _stored_rows(
-    recorder: Recorder, plan: SearchPlan, stored: int, forward: bool, bound: Cursor | None, limit: int, offset: int,
-) -> list[_Row]:
-    """Up to `limit` live entries of a snapshot after `offset`, by position in the direction
-    `forward`, strictly beyond `bound` (a position cursor) if given."""
-    live, params = _live_entries(plan, stored)
-    if bound is not None:
-        condition, values = keyset_condition([], bound, "e.position")
-        live += f" AND {condition}"
+    if cursor is not None:
+        condition, values = keyset_condition([], cursor, "e.position")
+        bound += f" AND {condition}"
         params += values
-    params.append(limit)
-    if offset:
-        params.append(offset)
-    rows = recorder.rows(
+    params.append(plan.count + 1)
+    if plan.offset and cursor is None:
+        params.append(plan.offset)
+    return recorder.rows(
         "page",
-        f"SELECT e.position, r.rid, {_CONTENT_COLUMNS} FROM {_ENTRIES} "
+        f"SELECT e.position, r.rid, {_CONTENT_COLUMNS} FROM search_snapshot_entry e JOIN resource r ON r.rid = e.rid "
         "JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version "
-        f"WHERE {live} ORDER BY e.position {'ASC' if forward else 'DESC'} LIMIT ?" + (" OFFSET ?" if offset else ""),
+        f"WHERE e.snapshot = ? AND r.deleted = ?{bound} ORDER BY e.position {'ASC' if forward else 'DESC'} LIMIT ?"
+        + (" OFFSET ?" if plan.offset and cursor is None else ""),
         params,
     )
-    return [_Row(Version.from_row(row[2:8]), row[1], (), row[0]) for row in rows]
 
 
-def _stored_count(recorder: Recorder, plan: SearchPlan, stored: int) -> int:
-    """The number of a snapshot's live entries."""
-    live, params = _live_entries(plan, stored)
-    return recorder.rows("snapshot-count", f"SELECT COUNT(*) FROM {_ENTRIES} WHERE {live}", params)[0][0]
+def _snapshot_page(plan: SearchPlan, stored: int, rows: list) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+    """The page of a snapshot's `rows` (read in the cursor's direction) and its links' cursors."""
+    cursor = plan.cursor
+    forward = cursor is None or cursor.forward
+    more = len(rows) > plan.count
+    rows = rows[: plan.count]
+    if not forward:
+        rows.reverse()
+
+    def at(position: int, forward_cursor: bool) -> Cursor:
+        return Cursor(forward_cursor, (), position, stored)
+
+    next_cursor = previous_cursor = None
+    if forward:
+        if more:
+            next_cursor = at(rows[-1][0], True)
+        if rows and (cursor is not None or plan.offset):
+            previous_cursor = at(rows[0][0], False)
+        elif cursor is not None:
+            previous_cursor = at(cursor.rid + 1, False)  # up to and including it
+    else:
+        if more:
+            previous_cursor = at(rows[0][0], False)
+        next_cursor = at(rows[-1][0], True) if rows else at(cursor.rid - 1, True)
+    return [Version.from_row(row[2:8]) for row in rows], [row[1] for row in rows], next_cursor, previous_cursor
 
 
 def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> int:

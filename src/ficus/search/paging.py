@@ -15,10 +15,9 @@ position" in the total order (sort keys..., rid), so:
   update of an entry already served cannot bring it back.
 - with `_sort`, an entry's own sort value can change between page fetches (e.g.
   `_sort=_lastUpdated` and the resource is updated), so a sorted search of more than one page
-  pages over a stored snapshot of its first matches in order instead (`ficus.search.snapshot`);
-  the cursor then holds the snapshot and a position in it, and the same rules apply to
-  positions. Past the snapshot's stored entries the cursor is a keyset position again, among
-  the matches the snapshot does not hold, and holds the snapshot too.
+  pages over a stored snapshot of its matches in order instead (`ficus.search.snapshot`, stored
+  a chunk at a time as pages reach them); the cursor then holds the snapshot and a position in
+  it, and the same rules apply to positions.
 
 The cursor is opaque to clients (base64url of a small JSON array) and validated strictly: a
 malformed or mismatched cursor is a 400 naming `_cursor`, never a 5xx.
@@ -38,7 +37,6 @@ from ficus.outcome import FhirError
 CURSOR_PARAMETER = "_cursor"
 _VERSION = 1
 _SNAPSHOT_VERSION = 2
-_BEYOND_SNAPSHOT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -47,15 +45,12 @@ class Cursor:
 
     forward: bool
     keys: tuple[Any, ...]
-    rid: int  # in a snapshot's stored entries: the entry's position instead
+    rid: int  # in a snapshot: the entry's position instead
     snapshot: int | None = None  # the stored snapshot a sorted search pages over
-    beyond: bool = False  # past the snapshot's stored entries: `keys` and `rid` are a keyset position
 
     def encode(self) -> str:
         direction = 1 if self.forward else 0
-        if self.beyond:
-            raw = msgspec.json.encode([_BEYOND_SNAPSHOT_VERSION, direction, self.rid, list(self.keys), self.snapshot])
-        elif self.snapshot is not None:
+        if self.snapshot is not None:
             raw = msgspec.json.encode([_SNAPSHOT_VERSION, direction, self.rid, self.snapshot])
         else:
             raw = msgspec.json.encode([_VERSION, direction, self.rid, list(self.keys)])
@@ -67,12 +62,9 @@ class Cursor:
         number); anything else is a 400."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            version, forward, rid, keys, *rest = msgspec.json.decode(raw)
-            snapshot = rest[0] if rest else None
+            version, forward, rid, keys = msgspec.json.decode(raw)
             valid = forward in (0, 1) and _integer(rid) and (
-                (version == _VERSION and isinstance(keys, list) and not rest)
-                or (version == _SNAPSHOT_VERSION and _integer(keys) and not rest)
-                or (version == _BEYOND_SNAPSHOT_VERSION and isinstance(keys, list) and len(rest) == 1 and _integer(snapshot))
+                (version == _VERSION and isinstance(keys, list)) or (version == _SNAPSHOT_VERSION and _integer(keys))
             )
         except (binascii.Error, ValueError, TypeError, msgspec.DecodeError):
             valid = False
@@ -83,7 +75,7 @@ class Cursor:
         if len(keys) != len(kinds) or not all(k is None or _CHECKS[kind](k) for k, kind in zip(keys, kinds)):
             raise FhirError.of(400, "invalid", "_cursor does not belong to this search's _sort", CURSOR_PARAMETER)
         keys = [float(k) if kind == "number" and k is not None else k for k, kind in zip(keys, kinds)]
-        return cls(bool(forward), tuple(keys), rid, snapshot, beyond=version == _BEYOND_SNAPSHOT_VERSION)
+        return cls(bool(forward), tuple(keys), rid)
 
 
 def _integer(value: Any) -> bool:
