@@ -16,14 +16,15 @@ Statements per page (all fixed, none per resource):
 A sorted search first counts its matches up to the end of the page asked for (a count that
 stops there). If they go beyond it, it runs once more in a write transaction
 (`SearchResult.wants_snapshot`) to store its snapshot (`ficus.search.snapshot`): 2 purge
-statements, the header, the INSERT ... SELECT of its first chunk of matches in order (a bounded
-sort; every match's sort key is still read), its size and the header's update, then the
-snapshot check, the page read from the snapshot, its includes and the count. Its later pages
-cost a snapshot check, the page, the includes and, until the snapshot is complete, the count
-(the total of a complete snapshot is its size). A forward page that reaches past the stored
-entries of an incomplete snapshot runs once more in a write transaction too, to append the
-next chunk first: the header's lock, the INSERT ... SELECT of the matches the snapshot does
-not hold (a bounded sort again), its size and the header's update, then the page again.
+statements, the INSERT ... SELECT of its first chunk of matches in order (a bounded sort; every
+match's sort key is still read), its size and header, then the page read from the snapshot,
+its includes and, until the snapshot is complete, the count (the total of a complete snapshot
+is its size). Its later pages cost a snapshot check, the page, the includes and that count. A
+forward page that reaches past the stored entries of an incomplete snapshot runs once more in
+a write transaction too, to append the next chunk first: the header's lock, the INSERT ...
+SELECT of the first matches the snapshot does not hold (a bounded sort again), its size and
+the header's update, then the page again.
+
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
 """
