@@ -74,6 +74,11 @@ def build(data: DataSet, ids: dict[str, list[str]], seed: int) -> list[Operation
         Operation(f"search token medium ({_short(medium)})", token(medium), check="page"),
         Operation(f"search token rare ({_short(rare)})", token(rare), check="page"),
         Operation(
+            "search sorted (frequent code, _sort=-date)",
+            [get(f"Observation?code={quote(frequent)}&_sort=-date")],
+            check="page",
+        ),
+        Operation(
             "search date (month)", [get(f"Observation?date={m}") for m in months], check="page"
         ),
         Operation(

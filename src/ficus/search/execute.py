@@ -16,10 +16,15 @@ Statements per page (all fixed, none per resource):
 
 A sorted search first counts its matches up to the end of the page asked for (a count that
 stops there). If they go beyond it, it runs once more in a write transaction
-(`SearchResult.wants_snapshot`) to store its snapshot: a capped count (at most
-`snapshot.MAX_ENTRIES`), 2 purge statements, the INSERT ... SELECT of every match in order,
-its size and header, then the page read from the snapshot and its includes. Its later pages
-cost a snapshot check, the page and the includes (the total is the snapshot's).
+(`SearchResult.wants_snapshot`) to store its snapshot (`ficus.search.snapshot`): 2 purge
+statements, the INSERT ... SELECT of its first chunk of matches in order (a bounded sort; every
+match's sort key is still read), its size and header, then the page read from the snapshot,
+its includes and, until the snapshot is complete, the count (the total of a complete snapshot
+is its size). Its later pages cost a snapshot check, the page, the includes and that count. A
+forward page that reaches past the stored entries of an incomplete snapshot runs once more in
+a write transaction too, to append the next chunk first: the header's lock, the INSERT ...
+SELECT of the first matches the snapshot does not hold (a bounded sort again), its size and
+the header's update, then the page again.
 
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
@@ -155,17 +160,21 @@ def run(tx: DbCursor, definitions: Definitions, dialect: str, plan: SearchPlan) 
     next_cursor = previous_cursor = None
     total: int | None = None
     complete_first_page = False
-    snapshot_total: int | None = None
+    snapshot_total: int | None = None  # the total of a snapshot that holds every match
     if plan.page and plan.count > 0:
         stored = plan.cursor.snapshot if plan.cursor is not None else None
+        made = None  # the header of a snapshot stored by this page
         if stored is None and plan.snapshot == "make":
-            stored, snapshot_total = _make_snapshot(recorder, plan, matching, warnings)
-        elif stored is not None:
-            snapshot_total = snapshot.size(recorder, stored, _fingerprint(plan))
+            stored, made = _make_snapshot(recorder, plan, matching)
         elif plan.snapshot == "ask" and plan.sort and plan.cursor is None and _fills_more_than_a_page(recorder, plan, matching):
             return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
         if stored is not None:
-            matches, match_rids, next_cursor, previous_cursor = _snapshot_page(recorder, plan, stored)
+            found = _snapshot_rows(recorder, plan, matching, stored, made)
+            if found is None:
+                return SearchResult([], [], None, None, None, [], recorder.statements, wants_snapshot=True)
+            rows, (size, complete) = found
+            snapshot_total = size if complete else None
+            matches, match_rids, next_cursor, previous_cursor = _snapshot_page(plan, stored, rows)
         else:
             matches, match_rids, next_cursor, previous_cursor = _page(recorder, plan, matching)
         complete_first_page = plan.cursor is None and plan.offset == 0 and next_cursor is None
@@ -444,31 +453,58 @@ def _fills_more_than_a_page(recorder: Recorder, plan: SearchPlan, matching: Matc
     return found > edge
 
 
-def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching, warnings: list[Issue]) -> tuple[int | None, int | None]:
-    """Store the sorted matches; (None, None) when there are too many to keep."""
+def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[int, tuple[int, bool]]:
+    """Store a snapshot of the search holding its first chunk: (snapshot, its header)."""
+    return snapshot.create(recorder, _fingerprint(plan), *_next_chunk(plan, matching, None, 0))
+
+
+def _next_chunk(plan: SearchPlan, matching: Matching, stored: int | None, size: int) -> tuple[int, str, list]:
+    """The next chunk of a snapshot of `size` entries: its size and the SQL of the first of the
+    matches the snapshot does not hold, in order, with their positions in it. The LIMIT right
+    above the sort makes it a bounded one (PostgreSQL's top-N heapsort), and only those rows
+    are numbered and written."""
     keys = plan.sort
-    rids, rid_params = match_rids(matching.selects, matching.others, matching.where, matching.params)
-    capped = recorder.rows(
-        "snapshot-gate", f"SELECT COUNT(*) FROM ({rids} LIMIT ?) c", [*rid_params, snapshot.MAX_ENTRIES + 1]
-    )[0][0]
-    if capped > snapshot.MAX_ENTRIES:
-        warnings.append(Issue(
-            "information", "informational",
-            f"More than {snapshot.MAX_ENTRIES} matches: pages follow the sort order as it is when each page is read",
-        ))
-        return None, None
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
-    terms = [f"q.k{i} {'DESC' if key.descending else 'ASC'} NULLS LAST" for i, key in enumerate(keys)]
+
+    def order(alias: str) -> str:
+        terms = [f"{alias}.k{i} {'DESC' if key.descending else 'ASC'} NULLS LAST" for i, key in enumerate(keys)]
+        return ", ".join([*terms, f"{alias}.rid ASC"])
+
     source, source_params = _matches(matching, any(key.reads_resource for key in keys))
-    ordered = (
-        f"SELECT q.rid, ROW_NUMBER() OVER (ORDER BY {', '.join([*terms, 'q.rid ASC'])}) AS position "
-        f"FROM (SELECT r.rid{select_keys} FROM {source}) q"
-    )
-    return snapshot.create(recorder, ordered, [p for key in keys for p in key.params] + source_params, _fingerprint(plan))
+    params = [*(p for key in keys for p in key.params), *source_params]
+    held = ""
+    if size:
+        held = " WHERE m.rid NOT IN (SELECT e.rid FROM search_snapshot_entry e WHERE e.snapshot = ?)"
+        params.append(stored)
+    chunk = snapshot.chunk_after(size)
+    first = f"SELECT m.* FROM (SELECT r.rid{select_keys} FROM {source}) m{held} ORDER BY {order('m')} LIMIT ?"
+    ordered = f"SELECT f.rid, ROW_NUMBER() OVER (ORDER BY {order('f')}) AS position FROM ({first}) f"
+    return chunk, ordered, [*params, chunk]
 
 
-def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
-    """A page of a stored snapshot: the live entries after (or before) the cursor's position."""
+def _snapshot_rows(
+    recorder: Recorder, plan: SearchPlan, matching: Matching, stored: int, made: tuple[int, bool] | None,
+) -> tuple[list, tuple[int, bool]] | None:
+    """The rows of a page of a snapshot and its header (entries stored, complete; `made` when
+    this page stored it). A forward page that reaches past the stored entries of an incomplete
+    snapshot first appends the next chunks; None when that takes a write transaction
+    (`plan.snapshot` is "ask")."""
+    size, complete = made or snapshot.header(recorder, stored, _fingerprint(plan))
+    forward = plan.cursor is None or plan.cursor.forward
+    while True:
+        rows = _stored_rows(recorder, plan, stored)
+        if complete or not forward or len(rows) > plan.count or plan.snapshot is False:
+            return rows, (size, complete)
+        if plan.snapshot == "ask":
+            return None
+        locked_size, complete = snapshot.lock(recorder, stored)
+        if locked_size == size and not complete:  # else another page has just appended one
+            locked_size, complete = snapshot.append(recorder, stored, size, *_next_chunk(plan, matching, stored, size))
+        size = locked_size
+
+
+def _stored_rows(recorder: Recorder, plan: SearchPlan, stored: int) -> list:
+    """Up to `_count` + 1 live entries of a snapshot after (or before) the cursor's position."""
     cursor = plan.cursor
     forward = cursor is None or cursor.forward
     params: list = [stored, False]
@@ -486,7 +522,7 @@ def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[l
     params.append(plan.count + 1)
     if plan.offset and cursor is None:
         params.append(plan.offset)
-    rows = recorder.rows(
+    return recorder.rows(
         "page",
         f"SELECT e.position, r.rid, {_CONTENT_COLUMNS} FROM search_snapshot_entry e JOIN resource r ON r.rid = e.rid "
         "JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version "
@@ -494,6 +530,12 @@ def _snapshot_page(recorder: Recorder, plan: SearchPlan, stored: int) -> tuple[l
         + (" OFFSET ?" if plan.offset and cursor is None else ""),
         params,
     )
+
+
+def _snapshot_page(plan: SearchPlan, stored: int, rows: list) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+    """The page of a snapshot's `rows` (read in the cursor's direction) and its links' cursors."""
+    cursor = plan.cursor
+    forward = cursor is None or cursor.forward
     more = len(rows) > plan.count
     rows = rows[: plan.count]
     if not forward:

@@ -15,8 +15,9 @@ position" in the total order (sort keys..., rid), so:
   update of an entry already served cannot bring it back.
 - with `_sort`, an entry's own sort value can change between page fetches (e.g.
   `_sort=_lastUpdated` and the resource is updated), so a sorted search of more than one page
-  pages over a stored snapshot of its matches in order instead (`ficus.search.snapshot`); the
-  cursor then holds the snapshot and a position in it, and the same rules apply to positions.
+  pages over a stored snapshot of its matches in order instead (`ficus.search.snapshot`, stored
+  a chunk at a time as pages reach them); the cursor then holds the snapshot and a position in
+  it, and the same rules apply to positions.
 
 The cursor is opaque to clients (base64url of a small JSON array) and validated strictly: a
 malformed or mismatched cursor is a 400 naming `_cursor`, never a 5xx.
