@@ -435,6 +435,7 @@ def _choice_value(node: dict, name: str, suffixes: frozenset[str]) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # a Bundle's resources name the same few patients and encounters
 def parse_reference(reference: str) -> tuple[str | None, str | None]:
     """(type, id) of a literal reference `Type/id`, `Type/id/_history/n` or an absolute URL."""
     parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
