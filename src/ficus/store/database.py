@@ -178,6 +178,7 @@ class PostgresDatabase(Database):
             kwargs={"application_name": "ficus", "autocommit": True},
         )
         self._sql_cache: dict[str, str] = {}
+        self._copy_types: dict[tuple[str, tuple[str, ...]], list[int]] = {}
 
     def sql(self, statement: str) -> str:
         rewritten = self._sql_cache.get(statement)
@@ -201,13 +202,28 @@ class PostgresDatabase(Database):
         tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
     def insert_many(self, tx: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-        """Binary COPY: several times faster than pipelined INSERTs for index rows."""
+        """Binary COPY: several times faster than pipelined INSERTs for index rows, and the
+        binary format costs about half the client CPU of the text format."""
         if len(rows) < 4:
             super().insert_many(tx, table, columns, rows)
             return
-        with tx.raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        types = self._column_types(tx, table, tuple(columns))
+        with tx.raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
+
+    def _column_types(self, tx: Any, table: str, columns: tuple[str, ...]) -> list[int]:
+        """The type oids of `columns` of `table`, looked up once per process (binary COPY needs them)."""
+        key = (table, columns)
+        types = self._copy_types.get(key)
+        if types is None:
+            found = dict(tx.execute(
+                "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = ?::regclass AND attnum > 0",
+                (table,),
+            ).fetchall())
+            types = self._copy_types[key] = [found[column] for column in columns]
+        return types
 
     def allocate_rids(self, tx: Any, count: int) -> list[int]:
         rows = tx.execute(

@@ -360,18 +360,20 @@ def compile_steps(resource_type: str | None, part: str, definitions: Definitions
 
 
 def walker(steps: Steps, definitions: Definitions) -> Extractor:
-    """The function that walks `steps` from a node; plain child steps run inline (the common case)."""
+    """The function that walks `steps` from a node; child and choice steps run inline (the common case)."""
     suffixes = _choice_suffixes(definitions)
     ends_on_extension = bool(steps) and steps[-1][0] == "extension"
 
     def walk(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource]
         for kind, argument in steps:
-            if kind == "child":
+            if kind == "child" or kind == "choice":
                 found: list[Any] = []
                 for node in nodes:
                     if type(node) is dict:
                         value = node.get(argument)
+                        if value is None and kind == "choice":
+                            value = _choice_value(node, argument, suffixes)
                         if value is None:
                             continue
                         if type(value) is list:
@@ -435,6 +437,7 @@ def _choice_value(node: dict, name: str, suffixes: frozenset[str]) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # a Bundle's resources name the same few patients and encounters
 def parse_reference(reference: str) -> tuple[str | None, str | None]:
     """(type, id) of a literal reference `Type/id`, `Type/id/_history/n` or an absolute URL."""
     parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
@@ -641,10 +644,11 @@ class _SimplePlan:
                 walk = walker(steps[1:], definitions)  # type: ignore[index]
             self.walks.append((walk, prefix))
             if self.top_keys is not None:
-                if steps and steps[0][0] == "child":
-                    self.top_keys.add(steps[0][1])
-                else:
+                first = _top_keys(steps[0], definitions) if steps else None
+                if first is None:
                     self.top_keys = None
+                else:
+                    self.top_keys.update(first)
         self.keys = {"": (code, param_key(res_type, code))}
         for suffix in (IDENTIFIER_SUFFIX, OF_TYPE_SUFFIX):
             self.keys[suffix] = (code + suffix, param_key(res_type, code + suffix))
@@ -674,6 +678,18 @@ class _SimplePlan:
             for table, suffix, columns in self.converter(value):
                 name, pkey = keys[suffix]
                 found.append((table, (name, pkey, group, *columns)))
+
+
+def _top_keys(step: tuple[str, Any], definitions: Definitions) -> Iterable[str] | None:
+    """The resource's own elements a path's first step can read; None when it may read any."""
+    kind, argument = step
+    if kind == "child":
+        return (argument,)
+    if kind == "choice":  # `effective` reads effectiveDateTime, effectivePeriod, ...
+        return (argument, *(argument + suffix for suffix in _choice_suffixes(definitions)))
+    if kind == "extension":
+        return ("extension",)
+    return None
 
 
 class _CompositePlan:
