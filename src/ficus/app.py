@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 from urllib.parse import parse_qsl
 
+import anyio
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, policy: Policy | None = None, a
         chosen = policy or (authenticator.policy(repository.definitions) if authenticator else Policy())
         state["interactions"] = Interactions(settings, repository, chosen)
         state["reads"] = async_reads(database, settings.database_pool_size)
+        state["bundles"] = anyio.CapacityLimiter(settings.bundle_concurrency)
         await state["reads"].open()
         if authenticator is not None:
             authenticator.start(database, repository)
@@ -166,6 +168,10 @@ class FhirEndpoint:
         interactions: Interactions = self.state["interactions"]
         target = interactions.point_read(request)
         if target is None:
+            if request.method == "POST" and request.path == "":
+                # batch and transaction Bundles keep the cores busy in Python and in the database
+                # alike: more at once than `bundle_concurrency` only adds contention, so they queue
+                return await anyio.to_thread.run_sync(self._handle, request, authorization, limiter=self.state["bundles"])
             return await run_in_threadpool(self._handle, request, authorization)
         if self.authenticator is not None:
             # a token lookup may block on the database: only then is a worker thread worth it

@@ -31,10 +31,13 @@ class Settings:
         text = self.cors_origins if self.cors_origins is not None else ("" if self.auth == "off" else "*")
         return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
     database_pool_size: int = 16  # FICUS_DATABASE_POOL_SIZE: PostgreSQL connections per pool (two pools per process)
+    bundle_concurrency: int = 2  # FICUS_BUNDLE_CONCURRENCY: batch/transaction Bundles processed at once per process
 
     def __post_init__(self) -> None:
         if self.default_total not in ("accurate", "estimate", "none"):
             raise ValueError(f"FICUS_DEFAULT_TOTAL must be accurate, estimate or none, not {self.default_total!r}")
+        if self.bundle_concurrency < 1:
+            raise ValueError(f"FICUS_BUNDLE_CONCURRENCY must be at least 1, not {self.bundle_concurrency}")
         if self.auth not in ("smart", "external", "off"):
             raise ValueError(f"FICUS_AUTH must be smart, external or off, not {self.auth!r}")
 
@@ -54,4 +57,5 @@ class Settings:
             auth_issuer=env.get("FICUS_AUTH_ISSUER", ""),
             cors_origins=env.get("FICUS_CORS_ORIGINS"),
             database_pool_size=int(env.get("FICUS_DATABASE_POOL_SIZE", "16")),
+            bundle_concurrency=int(env.get("FICUS_BUNDLE_CONCURRENCY", "2")),
         )

@@ -1,10 +1,16 @@
 """The HTTP request path: reads served on the event loop answer exactly as the interaction layer
 does (a batch runs the same reads through `Interactions.handle`), the raw ASGI endpoint keeps
-HTTP's rules for HEAD and unknown methods, and concurrent writers all commit (on SQLite they
-queue for the one writer connection instead of failing with "database is locked").
+HTTP's rules for HEAD and unknown methods, concurrent writers all commit (on SQLite they
+queue for the one writer connection instead of failing with "database is locked"), and
+Bundles beyond `bundle_concurrency` queue.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from starlette.testclient import TestClient
@@ -13,6 +19,7 @@ from conftest import BASE
 from e2e.test_serve_workers import create_update_read
 from ficus.app import create_app
 from ficus.config import Settings
+from ficus.policy import Access, Caller, Policy
 
 JSON = {"Content-Type": "application/fhir+json"}
 
@@ -115,3 +122,33 @@ def test_concurrent_writers_all_commit(client: TestClient) -> None:
     assert len(set(ids)) == 48
     history = client.get("Observation/_history", params={"_count": "0"}).json()
     assert history["total"] == 96  # a create and an update each, none lost
+
+
+class _Overlap(Policy):
+    """Open, but each Bundle's check takes a while and records how many run at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+
+    def authorize(self, caller: Caller, access: Access) -> None:
+        if access.interaction != "batch":
+            return
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.2)
+        with self.lock:
+            self.running -= 1
+
+
+def test_bundles_beyond_bundle_concurrency_wait_their_turn(settings: Settings) -> None:
+    bundle = {"resourceType": "Bundle", "type": "batch",
+              "entry": [{"request": {"method": "GET", "url": "Patient?_count=1"}}]}
+    for limit, at_least in ((1, 1), (3, 2)):
+        policy = _Overlap()
+        with TestClient(create_app(dataclasses.replace(settings, bundle_concurrency=limit), policy), base_url=BASE + "/") as client:
+            with ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(lambda _: client.post("", json=bundle, headers=JSON), range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        assert at_least <= policy.most <= limit, (limit, policy.most)
