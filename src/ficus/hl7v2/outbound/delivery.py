@@ -27,6 +27,7 @@ from ficus.hl7v2.outbound.store import (
     OutboundStore,
 )
 from ficus.jobs.lease import Lease
+from ficus.jobs.threads import WorkerThreads
 
 log = logging.getLogger("ficus.hl7v2.outbound")
 
@@ -73,8 +74,9 @@ def read_ack(ack: bytes, control_id: str) -> tuple[str, str]:
 class Courier:
     """Delivers one destination's queue while holding its lease."""
 
-    def __init__(self, store: OutboundStore, destination: Destination, policy: RetryPolicy, lease: Lease) -> None:
+    def __init__(self, store: OutboundStore, destination: Destination, policy: RetryPolicy, lease: Lease, threads: WorkerThreads) -> None:
         self.store = store
+        self.threads = threads
         self.destination = destination
         self.policy = policy
         self.lease = lease
@@ -85,7 +87,7 @@ class Courier:
         how many messages were accepted."""
         accepted = 0
         while True:
-            messages = await asyncio.to_thread(self.store.sendable, self.destination.name, now_micros(), self.policy.batch)
+            messages = await self.threads.run(self.store.sendable, self.destination.name, now_micros(), self.policy.batch)
             if not messages:
                 return accepted
             sent, reachable = await self._round(messages)
@@ -130,7 +132,7 @@ class Courier:
                 outcome = self._outcome(message, code, text)
                 if recording is not None:
                     await recording
-                recording = asyncio.ensure_future(asyncio.to_thread(self.store.record, message.id, *outcome))
+                recording = asyncio.ensure_future(self.threads.run(self.store.record, message.id, *outcome))
                 if outcome[0] == PENDING:
                     held.add(message.patient)
                 accepted += code in ACCEPTED
@@ -139,7 +141,7 @@ class Courier:
             if recording is not None:
                 await recording
         if self.destination.failures:
-            await asyncio.to_thread(self.store.destination_reached, name)
+            await self.threads.run(self.store.destination_reached, name)
         return accepted, True
 
     def _outcome(self, message: OutboundMessage, code: str, text: str) -> tuple[str, str, str | None, int | None]:
@@ -157,15 +159,15 @@ class Courier:
         failures = self.destination.failures + 1
         retry_at = now_micros() + self.policy.delay(failures)
         log.info("%s: %s (retry in %.1f s)", self.destination.name, error, (retry_at - now_micros()) / 1e6)
-        await asyncio.to_thread(self.store.record, message.id, PENDING, None, error)
-        await asyncio.to_thread(self.store.destination_failed, self.destination.name, error, retry_at)
+        await self.threads.run(self.store.record, message.id, PENDING, None, error)
+        await self.threads.run(self.store.destination_failed, self.destination.name, error, retry_at)
 
     async def _renew(self) -> bool:
         """Renew the lease once half of it has passed; False if another process took it."""
         if now_micros() - self._renewed < self.lease.duration // 2:
             return True
         self._renewed = now_micros()
-        return await asyncio.to_thread(self.lease.acquire)
+        return await self.threads.run(self.lease.acquire)
 
     @property
     def _address(self) -> str:

@@ -24,6 +24,7 @@ from ficus.hl7v2.outbound.fanout import Fanout
 from ficus.hl7v2.outbound.messages import MessageBuilder
 from ficus.hl7v2.outbound.store import OutboundStore
 from ficus.jobs.lease import Lease, owner_name
+from ficus.jobs.threads import WorkerThreads
 from ficus.store.database import Database
 from ficus.store.repository import Repository
 
@@ -61,16 +62,20 @@ class OutboundWorker:
         self.owner = owner_name()
         self._couriers: dict[str, asyncio.Task] = {}
         self._task: asyncio.Task | None = None
+        self._threads = WorkerThreads("ficus-hl7-outbound")
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.fanout.start)
+        await self._threads.run(self.fanout.start)
         self._task = asyncio.create_task(self.serve_forever(), name="ficus-hl7-outbound")
 
     async def stop(self) -> None:
+        """Cancel the ticks and couriers and wait for their database calls still running (a
+        stopped worker is not started again)."""
         tasks = [task for task in (self._task, *self._couriers.values()) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._threads.close()
         self._task = None
 
     async def serve_forever(self) -> None:
@@ -86,10 +91,10 @@ class OutboundWorker:
 
     async def tick(self) -> bool:
         """Queue new changes and start couriers; False when there are no destinations at all."""
-        if not await asyncio.to_thread(self.store.destinations):
+        if not await self._threads.run(self.store.destinations):
             return False
-        await asyncio.to_thread(self.fanout.run)
-        for name in await asyncio.to_thread(self.store.due_destinations, now_micros()):
+        await self._threads.run(self.fanout.run)
+        for name in await self._threads.run(self.store.due_destinations, now_micros()):
             running = self._couriers.get(name)
             if running is None or running.done():
                 self._couriers[name] = asyncio.create_task(self._deliver(name), name=f"ficus-hl7-courier-{name}")
@@ -97,18 +102,18 @@ class OutboundWorker:
 
     async def _deliver(self, name: str) -> None:
         lease = Lease(self.database, f"hl7v2-outbound:{name}", self.owner, self.settings.lease_seconds)
-        if not await asyncio.to_thread(lease.acquire):
+        if not await self._threads.run(lease.acquire):
             return  # another process is delivering this destination
         try:
-            destination = await asyncio.to_thread(self.store.destination, name)
+            destination = await self._threads.run(self.store.destination, name)
             if destination is not None:
-                await Courier(self.store, destination, self.settings.retry, lease).deliver()
+                await Courier(self.store, destination, self.settings.retry, lease, self._threads).deliver()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Delivery to %s failed", name)
         finally:
-            await asyncio.shield(asyncio.to_thread(lease.release))
+            await asyncio.shield(self._threads.run(lease.release))
 
 
 def outbound_from_environment(repository: Repository, base_url: str) -> OutboundWorker | None:
