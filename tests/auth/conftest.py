@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 from starlette.testclient import TestClient
-from tests.auth.harness import JSON, smart_app
+from tests.auth.harness import JSON, Authorization, authorize_url, query_of, sign_in, smart_app
 
 from ficus.auth.admin import AuthAdmin
 from ficus.auth.service import SmartAuth
@@ -138,3 +138,17 @@ def world(app_client: TestClient, admin: AuthAdmin, public_client: str) -> World
 
 def replace_settings(settings: AuthSettings, **changes: object) -> AuthSettings:
     return dataclasses.replace(settings, **changes)
+
+
+def code_flow_tokens(app_client: TestClient, world: World, scope: str) -> dict:
+    """The token response of an authorization-code flow with PKCE: the doctor signs in, picks
+    Patient A and approves `scope` for the public client."""
+    flow = Authorization(world.public_client, REDIRECT, scope, BASE)
+    final = sign_in(app_client, authorize_url(ISSUER, flow.params()), "doctor", PASSWORD, patient=world.patient_a)
+    code = query_of(final.headers["location"])["code"]
+    response = app_client.post(f"{ISSUER}/auth/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+        "client_id": world.public_client, "code_verifier": flow.verifier,
+    })
+    assert response.status_code == 200, response.text
+    return response.json()

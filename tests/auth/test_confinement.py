@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from starlette.testclient import TestClient
-from tests.auth.conftest import BASE, ISSUER, PASSWORD, REDIRECT, World
-from tests.auth.harness import Authorization, authorize_url, query_of, sign_in
+from tests.auth.conftest import BASE, ISSUER, World, code_flow_tokens
 
 from ficus.auth.admin import AuthAdmin
 
@@ -20,15 +19,7 @@ SECRET_ID = "urn:example:secret|b-1"
 
 
 def _patient_token(app_client: TestClient, world: World, scope: str) -> dict[str, str]:
-    flow = Authorization(world.public_client, REDIRECT, f"launch/patient {scope}", BASE)
-    final = sign_in(app_client, authorize_url(ISSUER, flow.params()), "doctor", PASSWORD, patient=world.patient_a)
-    code = query_of(final.headers["location"])["code"]
-    response = app_client.post(TOKEN, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-        "client_id": world.public_client, "code_verifier": flow.verifier,
-    })
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}", **JSON}
+    return {"Authorization": f"Bearer {code_flow_tokens(app_client, world, f'launch/patient {scope}')['access_token']}", **JSON}
 
 
 def _system_token(app_client: TestClient, admin: AuthAdmin) -> dict[str, str]:

@@ -4,24 +4,11 @@ introspection (RFC 7662), over HTTP on both databases."""
 from __future__ import annotations
 
 from starlette.testclient import TestClient
-from tests.auth.conftest import BASE, ISSUER, PASSWORD, REDIRECT, World
-from tests.auth.harness import Authorization, authorize_url, query_of, sign_in
+from tests.auth.conftest import BASE, ISSUER, REDIRECT, World, code_flow_tokens
 
 from ficus.auth.admin import AuthAdmin
 
 TOKEN, REVOKE, INTROSPECT = (f"{ISSUER}/auth/{name}" for name in ("token", "revoke", "introspect"))
-
-
-def _tokens(app_client: TestClient, world: World, scope: str) -> dict:
-    flow = Authorization(world.public_client, REDIRECT, scope, BASE)
-    final = sign_in(app_client, authorize_url(ISSUER, flow.params()), "doctor", PASSWORD, patient=world.patient_a)
-    code = query_of(final.headers["location"])["code"]
-    response = app_client.post(TOKEN, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-        "client_id": world.public_client, "code_verifier": flow.verifier,
-    })
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _refresh(app_client: TestClient, world: World, refresh_token: str, **extra: str) -> tuple[int, dict]:
@@ -36,7 +23,7 @@ def _read(app_client: TestClient, token: str, world: World) -> int:
 
 
 def test_refresh_rotates_and_keeps_the_context(app_client: TestClient, world: World) -> None:
-    first = _tokens(app_client, world, "launch/patient offline_access patient/*.rs")
+    first = code_flow_tokens(app_client, world, "launch/patient offline_access patient/*.rs")
     assert "refresh_token" in first
     status, second = _refresh(app_client, world, first["refresh_token"])
     assert status == 200, second
@@ -49,7 +36,7 @@ def test_refresh_rotates_and_keeps_the_context(app_client: TestClient, world: Wo
 
 
 def test_replayed_refresh_token_ends_the_grant(app_client: TestClient, world: World) -> None:
-    first = _tokens(app_client, world, "launch/patient online_access patient/*.rs")
+    first = code_flow_tokens(app_client, world, "launch/patient online_access patient/*.rs")
     status, second = _refresh(app_client, world, first["refresh_token"])
     assert status == 200
     status, replay = _refresh(app_client, world, first["refresh_token"])
@@ -60,7 +47,7 @@ def test_replayed_refresh_token_ends_the_grant(app_client: TestClient, world: Wo
 
 
 def test_refresh_may_narrow_but_not_widen(app_client: TestClient, world: World) -> None:
-    first = _tokens(app_client, world, "launch/patient offline_access patient/Observation.rs patient/Patient.rs")
+    first = code_flow_tokens(app_client, world, "launch/patient offline_access patient/Observation.rs patient/Patient.rs")
     status, widened = _refresh(app_client, world, first["refresh_token"], scope="offline_access patient/*.cruds")
     assert (status, widened["error"]) == (400, "invalid_scope")
     status, narrowed = _refresh(app_client, world, first["refresh_token"], scope="offline_access patient/Observation.r")
@@ -70,14 +57,14 @@ def test_refresh_may_narrow_but_not_widen(app_client: TestClient, world: World) 
 
 
 def test_refresh_token_of_another_client_is_refused(app_client: TestClient, world: World, admin: AuthAdmin) -> None:
-    first = _tokens(app_client, world, "launch/patient offline_access patient/*.rs")
+    first = code_flow_tokens(app_client, world, "launch/patient offline_access patient/*.rs")
     admin.register_client("Other", "public", [REDIRECT], "offline_access patient/*.rs", client_id="other")
     response = app_client.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "other"})
     assert response.json()["error"] == "invalid_grant"
 
 
 def test_revoking_an_access_token(app_client: TestClient, world: World) -> None:
-    tokens = _tokens(app_client, world, "launch/patient offline_access patient/*.rs")
+    tokens = code_flow_tokens(app_client, world, "launch/patient offline_access patient/*.rs")
     response = app_client.post(REVOKE, data={"token": tokens["access_token"], "client_id": world.public_client})
     assert response.status_code == 200
     assert _read(app_client, tokens["access_token"], world) == 401
@@ -85,7 +72,7 @@ def test_revoking_an_access_token(app_client: TestClient, world: World) -> None:
 
 
 def test_revoking_a_refresh_token_ends_the_grant(app_client: TestClient, world: World) -> None:
-    tokens = _tokens(app_client, world, "launch/patient offline_access patient/*.rs")
+    tokens = code_flow_tokens(app_client, world, "launch/patient offline_access patient/*.rs")
     response = app_client.post(REVOKE, data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": world.public_client})
     assert response.status_code == 200
     assert _read(app_client, tokens["access_token"], world) == 401
@@ -97,7 +84,7 @@ def test_revoking_an_unknown_token_is_still_200(app_client: TestClient, world: W
 
 
 def test_introspection(app_client: TestClient, world: World, admin: AuthAdmin) -> None:
-    tokens = _tokens(app_client, world, "launch/patient openid fhirUser patient/*.rs")
+    tokens = code_flow_tokens(app_client, world, "launch/patient openid fhirUser patient/*.rs")
     own = app_client.post(INTROSPECT, data={"token": tokens["access_token"], "client_id": world.public_client}).json()
     assert own["active"] is True
     assert own["patient"] == world.patient_a and own["client_id"] == world.public_client
@@ -116,14 +103,14 @@ def test_introspection(app_client: TestClient, world: World, admin: AuthAdmin) -
 
 
 def test_introspection_needs_client_authentication(app_client: TestClient, world: World) -> None:
-    tokens = _tokens(app_client, world, "launch/patient patient/*.rs")
+    tokens = code_flow_tokens(app_client, world, "launch/patient patient/*.rs")
     response = app_client.post(INTROSPECT, data={"token": tokens["access_token"]})
     assert response.status_code in (400, 401)
     assert response.json()["error"] == "invalid_client"
 
 
 def test_expired_access_token_is_401(app_client: TestClient, world: World, database) -> None:
-    tokens = _tokens(app_client, world, "launch/patient patient/*.rs")
+    tokens = code_flow_tokens(app_client, world, "launch/patient patient/*.rs")
     with database.session(write=True) as tx:
         tx.execute("UPDATE auth_token SET expires = ? WHERE kind = ?", (1, "access"))
     response = app_client.get(f"{BASE}/Patient/{world.patient_a}", headers={"Authorization": f"Bearer {tokens['access_token']}"})
