@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import hl7
 import psycopg
+from starlette.testclient import TestClient
 
 from .consumer import Consumer
 
@@ -47,3 +48,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
+
+
+def create(client: TestClient, resource: dict) -> dict:
+    """POST `resource` through the FHIR API; the stored resource."""
+    response = client.post(resource["resourceType"], json=resource)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def update(client: TestClient, resource: dict) -> dict:
+    """PUT `resource` under its id through the FHIR API; the stored resource."""
+    response = client.put(f"{resource['resourceType']}/{resource['id']}", json=resource)
+    assert response.status_code == 200, response.text
+    return response.json()

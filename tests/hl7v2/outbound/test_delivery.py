@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from ficus.hl7v2.outbound.store import OutboundStore
 
 from .consumer import Consumer, control_id
-from .support import field, settle, wait_until
+from .support import create, field, settle, update, wait_until
 
 MRN_SYSTEM = "urn:ficus:hl7v2:HOSP"
 
@@ -18,18 +18,6 @@ MRN_SYSTEM = "urn:ficus:hl7v2:HOSP"
 def patient(family: str, mrn: str) -> dict:
     return {"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": mrn}],
             "name": [{"family": family, "given": ["Ann"]}], "birthDate": "1980-01-02", "gender": "female"}
-
-
-def create(client: TestClient, resource: dict) -> dict:
-    response = client.post(resource["resourceType"], json=resource)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def update(client: TestClient, resource: dict) -> dict:
-    response = client.put(f"{resource['resourceType']}/{resource['id']}", json=resource)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def family(message: str) -> str:

@@ -13,7 +13,7 @@ from ficus.hl7v2.outbound.encoding import ReverseVocabulary, dtm, escape
 from ficus.hl7v2.outbound.oru import observation_value
 
 from .consumer import Consumer
-from .support import field, segments, settle
+from .support import create, field, segments, settle, update
 
 LOINC, SNOMED, UCUM = "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -38,21 +38,9 @@ PATIENT = {
 }
 
 
-def post(client: TestClient, resource: dict) -> dict:
-    response = client.post(resource["resourceType"], json=resource)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def put(client: TestClient, resource: dict) -> dict:
-    response = client.put(f"{resource['resourceType']}/{resource['id']}", json=resource)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def test_a_new_patient_is_an_a04_and_a_change_an_a08_carrying_pid(fhir: TestClient, consumer: Consumer) -> None:
-    created = post(fhir, PATIENT)
-    put(fhir, {**created, "name": [{"use": "official", "family": "Jones", "given": ["Ann"]}], "deceasedDateTime": "2024-03-04T05:06:07Z"})
+    created = create(fhir, PATIENT)
+    update(fhir, {**created, "name": [{"use": "official", "family": "Jones", "given": ["Ann"]}], "deceasedDateTime": "2024-03-04T05:06:07Z"})
     a04, a08 = consumer.wait_for(2)
     assert hl7.parse(a04) and hl7.parse(a08)
     assert field(a04, "MSH", 9) == "ADT^A04^ADT_A01" and field(a08, "MSH", 9) == "ADT^A08^ADT_A01"
@@ -76,8 +64,8 @@ def test_a_new_patient_is_an_a04_and_a_change_an_a08_carrying_pid(fhir: TestClie
 
 
 def test_an_encounter_admits_with_a01_and_discharges_with_a03(fhir: TestClient, consumer: Consumer) -> None:
-    patient = post(fhir, PATIENT)
-    encounter = post(fhir, {
+    patient = create(fhir, PATIENT)
+    encounter = create(fhir, {
         "resourceType": "Encounter", "status": "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
         "identifier": [{"system": "urn:ficus:hl7v2:HOSP", "value": "V100",
@@ -86,7 +74,7 @@ def test_an_encounter_admits_with_a01_and_discharges_with_a03(fhir: TestClient, 
         "period": {"start": "2024-01-05T08:30:00+01:00"},
         "location": [{"location": {"display": "Ward 7"}}],
     })
-    put(fhir, {**encounter, "status": "finished", "period": {"start": "2024-01-05T08:30:00+01:00", "end": "2024-01-09T12:00:00+01:00"}})
+    update(fhir, {**encounter, "status": "finished", "period": {"start": "2024-01-05T08:30:00+01:00", "end": "2024-01-09T12:00:00+01:00"}})
     _, a01, a03 = consumer.wait_for(3)
     assert field(a01, "MSH", 9) == "ADT^A01^ADT_A01" and field(a03, "MSH", 9) == "ADT^A03^ADT_A03"
     assert field(a01, "PID", 3).startswith("1001^^^HOSP^MR")
@@ -100,8 +88,8 @@ def test_an_encounter_admits_with_a01_and_discharges_with_a03(fhir: TestClient, 
 
 
 def test_an_outpatient_visit_registers_with_a04(fhir: TestClient, consumer: Consumer) -> None:
-    patient = post(fhir, PATIENT)
-    post(fhir, {"resourceType": "Encounter", "status": "arrived",
+    patient = create(fhir, PATIENT)
+    create(fhir, {"resourceType": "Encounter", "status": "arrived",
                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
                 "subject": {"reference": f"Patient/{patient['id']}"}})
     visit = consumer.wait_for(2)[1]
@@ -110,7 +98,7 @@ def test_an_outpatient_visit_registers_with_a04(fhir: TestClient, consumer: Cons
 
 
 def test_a_report_and_its_results_are_one_oru(fhir: TestClient, consumer: Consumer) -> None:
-    patient = post(fhir, PATIENT)
+    patient = create(fhir, PATIENT)
     subject = {"reference": f"Patient/{patient['id']}"}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [  # the report before its results
         {"fullUrl": "urn:uuid:6b0fd1a2-0000-4000-8000-000000000003", "request": {"method": "POST", "url": "DiagnosticReport"},
@@ -153,8 +141,8 @@ def test_a_report_and_its_results_are_one_oru(fhir: TestClient, consumer: Consum
 
 
 def test_a_lone_observation_with_components_is_an_oru_with_an_obx_per_component(fhir: TestClient, consumer: Consumer) -> None:
-    patient = post(fhir, PATIENT)
-    post(fhir, {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{patient['id']}"},
+    patient = create(fhir, PATIENT)
+    create(fhir, {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{patient['id']}"},
                 "code": {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel"}]},
                 "effectiveDateTime": "2024-02-02T10:00:00+01:00",
                 "component": [
@@ -194,11 +182,11 @@ def test_dates_keep_their_precision() -> None:
 
 
 def test_deleting_a_patient_sends_a29_and_cancelling_a_visit_a11(fhir: TestClient, consumer: Consumer) -> None:
-    patient = post(fhir, PATIENT)
-    encounter = post(fhir, {"resourceType": "Encounter", "status": "in-progress",
+    patient = create(fhir, PATIENT)
+    encounter = create(fhir, {"resourceType": "Encounter", "status": "in-progress",
                             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
                             "subject": {"reference": f"Patient/{patient['id']}"}})
-    put(fhir, {**encounter, "status": "cancelled"})
+    update(fhir, {**encounter, "status": "cancelled"})
     assert fhir.delete(f"Encounter/{encounter['id']}").status_code in (200, 204)
     assert fhir.delete(f"Patient/{patient['id']}").status_code in (200, 204)
     received = consumer.wait_for(5)
