@@ -16,15 +16,18 @@ Statements per page (all fixed, none per resource):
 
 A sorted search first counts its matches up to the end of the page asked for (a count that
 stops there). If they go beyond it, it runs once more in a write transaction
-(`SearchResult.wants_snapshot`) to store its snapshot (`ficus.search.snapshot`): 2 purge
-statements, the INSERT ... SELECT of its first chunk of matches in order (a bounded sort; every
-match's sort key is still read), its size and header, then the page read from the snapshot,
-its includes and, until the snapshot is complete, the count (the total of a complete snapshot
-is its size). Its later pages cost a snapshot check, the page, the includes and that count. A
-forward page that reaches past the stored entries of an incomplete snapshot runs once more in
-a write transaction too, to append the next chunk first: the header's lock, the INSERT ...
-SELECT of the first matches the snapshot does not hold (a bounded sort again), its size and
-the header's update, then the page again.
+(`SearchResult.wants_snapshot`) to store its snapshot (`ficus.search.snapshot`): its first chunk
+of matches in order, then 2 purge statements, the INSERT of that chunk, its header, then the page
+read from the snapshot, its includes and, until the snapshot is complete, the count (the total
+of a complete snapshot is its size). Sorted on one date, number or quantity, a chunk is a walk
+of that parameter's index (`ficus.search.ordered`; on PostgreSQL after the count and one
+planner estimate say it is worth trying; 1 statement, 3 for the last chunk) and, if the walk
+gives up, a bounded sort; otherwise the bounded sort (an INSERT ... SELECT that reads every
+match's sort key, and the size read back). Its later pages cost a snapshot check, the page, the
+includes and that count. A forward page that reaches past the stored entries of an incomplete
+snapshot runs once more in a write transaction too, to append the next chunk first: the
+header's lock, the chunk of the first matches the snapshot does not hold (found the same way),
+its INSERT and the header's update, then the page again.
 
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
 `_explain`, and turns database errors caused by a client's values into a 400.
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ficus.outcome import FhirError, Issue
-from ficus.search import snapshot
+from ficus.search import ordered, snapshot
 from ficus.search.confine import Confinement
 from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
 from ficus.search.paging import Cursor, keyset_condition
@@ -56,6 +59,7 @@ from ficus.search.sort import SortKey
 from ficus.search.types.base import Condition
 from ficus.spec import Definitions
 from ficus.store.database import Cursor as DbCursor
+from ficus.store.indexing import param_key
 from ficus.store.repository import Version
 
 ESTIMATE_EXACT_BELOW = 1000
@@ -208,6 +212,7 @@ class Matching:
     res_type: str | None = None
     selects: list[Condition] = field(default_factory=list)
     others: list[Condition] = field(default_factory=list)
+    counted: int | None = None  # `_count_matches`, once it has run
 
 
 def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
@@ -455,15 +460,29 @@ def _fills_more_than_a_page(recorder: Recorder, plan: SearchPlan, matching: Matc
 
 def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[int, tuple[int, bool]]:
     """Store a snapshot of the search holding its first chunk: (snapshot, its header)."""
-    return snapshot.create(recorder, _fingerprint(plan), *_next_chunk(plan, matching, None, 0))
+    return snapshot.create(recorder, _fingerprint(plan), *_next_chunk(recorder, plan, matching, None, 0))
 
 
-def _next_chunk(plan: SearchPlan, matching: Matching, stored: int | None, size: int) -> tuple[int, str, list]:
-    """The next chunk of a snapshot of `size` entries: its size and the SQL of the first of the
-    matches the snapshot does not hold, in order, with their positions in it. The LIMIT right
-    above the sort makes it a bounded one (PostgreSQL's top-N heapsort), and only those rows
-    are numbered and written."""
+def _next_chunk(
+    recorder: Recorder, plan: SearchPlan, matching: Matching, stored: int | None, size: int,
+) -> tuple[int, str | list[int], list]:
+    """The next chunk of a snapshot of `size` entries: its size and the first of the matches
+    the snapshot does not hold, in order: their rids read off the sort parameter's index
+    (`ficus.search.ordered`) where that finds them, else the SQL numbering them. The LIMIT
+    right above the sort makes it a bounded one (PostgreSQL's top-N heapsort), and only those
+    rows are numbered and written."""
     keys = plan.sort
+    chunk = snapshot.chunk_after(size)
+    if len(keys) == 1 and keys[0].index is not None and matching.res_type is not None:
+        matches = match_rids(matching.selects, matching.others, matching.where, matching.params)
+        pkey = param_key(matching.res_type, keys[0].name)
+        count = None
+        if recorder.dialect == "postgresql":  # the count the total needs (a bounded one without a total)
+            count = _count_matches(recorder, plan, matching) if plan.total != "none" else _counted(recorder, matching, "estimate")
+        if count is None or ordered.worth_walking(count, _planned_rows(recorder, *ordered.indexed(keys[0], pkey))):
+            found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size)
+            if found is not None:
+                return chunk, found, []
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
 
     def order(alias: str) -> str:
@@ -476,10 +495,9 @@ def _next_chunk(plan: SearchPlan, matching: Matching, stored: int | None, size: 
     if size:
         held = " WHERE m.rid NOT IN (SELECT e.rid FROM search_snapshot_entry e WHERE e.snapshot = ?)"
         params.append(stored)
-    chunk = snapshot.chunk_after(size)
     first = f"SELECT m.* FROM (SELECT r.rid{select_keys} FROM {source}) m{held} ORDER BY {order('m')} LIMIT ?"
-    ordered = f"SELECT f.rid, ROW_NUMBER() OVER (ORDER BY {order('f')}) AS position FROM ({first}) f"
-    return chunk, ordered, [*params, chunk]
+    numbered = f"SELECT f.rid, ROW_NUMBER() OVER (ORDER BY {order('f')}) AS position FROM ({first}) f"
+    return chunk, numbered, [*params, chunk]
 
 
 def _snapshot_rows(
@@ -499,7 +517,7 @@ def _snapshot_rows(
             return None
         locked_size, complete = snapshot.lock(recorder, stored)
         if locked_size == size and not complete:  # else another page has just appended one
-            locked_size, complete = snapshot.append(recorder, stored, size, *_next_chunk(plan, matching, stored, size))
+            locked_size, complete = snapshot.append(recorder, stored, size, *_next_chunk(recorder, plan, matching, stored, size))
         size = locked_size
 
 
@@ -562,27 +580,39 @@ def _snapshot_page(plan: SearchPlan, stored: int, rows: list) -> tuple[list[Vers
 def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> int:
     """The total, counted from the index tables alone where they answer (see `match_rids`);
     `_total=estimate` on PostgreSQL counts up to `ESTIMATE_EXACT_BELOW`, then asks the planner,
-    and counts them all if the planner's estimate is below what it has already counted."""
+    and counts them all if the planner's estimate is below what it has already counted. Counted
+    once a search."""
+    if matching.counted is None:
+        matching.counted = _counted(recorder, matching, plan.total)
+    return matching.counted
+
+
+def _counted(recorder: Recorder, matching: Matching, total: str) -> int:
     source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
-    if plan.total == "estimate" and recorder.dialect == "postgresql":
+    if total == "estimate" and recorder.dialect == "postgresql":
         capped = recorder.rows(
             "count", f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, ESTIMATE_EXACT_BELOW],
         )[0][0]
         if capped < ESTIMATE_EXACT_BELOW:
             return capped
-        plan_rows = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) {source}", params)
-        try:
-            document = plan_rows[0][0]
-            if isinstance(document, (str, bytes)):
-                document = json.loads(document)
-            estimate = _estimated_rows(document[0]["Plan"])
-        except (KeyError, IndexError, TypeError, ValueError):
-            estimate = 0
+        estimate = _planned_rows(recorder, source, params)
         if estimate > capped:
             return estimate
         # fewer than the matches already seen: the planner is wrong here (ranges of dates, whose
         # histogram is not per parameter, say), and a total known to be wrong is not given
     return recorder.rows("count", f"SELECT COUNT(*) FROM ({source}) c", params)[0][0]
+
+
+def _planned_rows(recorder: Recorder, sql: str, params: list) -> int:
+    """PostgreSQL's estimate of the rows `sql` yields (0 when its plan cannot be read)."""
+    plan_rows = recorder.rows("estimate", f"EXPLAIN (FORMAT JSON) {sql}", params)
+    try:
+        document = plan_rows[0][0]
+        if isinstance(document, (str, bytes)):
+            document = json.loads(document)
+        return _estimated_rows(document[0]["Plan"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0
 
 
 def _estimated_rows(node: dict) -> int:

@@ -2,7 +2,8 @@
 time as pages reach them, and kept for a while.
 
 A sorted search whose matches fill more than one page stores its first `FIRST_CHUNK` matches
-(one INSERT ... SELECT of a bounded sort, in its own write transaction), and every page of the
+(found by a walk of the sort parameter's index, `ficus.search.ordered`, or a bounded sort; in
+its own write transaction), and every page of the
 search is served from the snapshot, by position. A forward page that reaches past the stored
 entries of a snapshot that is not complete first appends the next chunk, in the write
 transaction of that page: the first matches the snapshot does not hold, in the sort order as it
@@ -37,6 +38,7 @@ its first page (410 after that).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from typing import TYPE_CHECKING
 
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from ficus.search.execute import Recorder
 
 LIFETIME_SECONDS = 1800
-FIRST_CHUNK = 1_000  # entries stored by a search's first page: a bounded sort and write
+FIRST_CHUNK = 128  # entries stored by a search's first page: a few pages, a bounded walk or sort
 MAX_CHUNK = 100_000  # the most entries one page stores
 
 
@@ -78,7 +80,7 @@ def purge_expired(recorder: Recorder) -> None:
     recorder.rows("snapshot-purge", "DELETE FROM search_snapshot WHERE expires < ?", [now], fetch=False)
 
 
-def create(recorder: Recorder, search: str, chunk: int, ordered: str, params: list) -> tuple[int, tuple[int, bool]]:
+def create(recorder: Recorder, search: str, chunk: int, ordered: str | list[int], params: list) -> tuple[int, tuple[int, bool]]:
     """Store a new snapshot of this search holding the rids `ordered` yields (see `_store`),
     after removing the expired ones. Returns (snapshot id, (entries stored, complete))."""
     purge_expired(recorder)
@@ -98,7 +100,7 @@ def chunk_after(size: int) -> int:
     return min(size + FIRST_CHUNK, MAX_CHUNK)
 
 
-def append(recorder: Recorder, snapshot: int, size: int, chunk: int, ordered: str, params: list) -> tuple[int, bool]:
+def append(recorder: Recorder, snapshot: int, size: int, chunk: int, ordered: str | list[int], params: list) -> tuple[int, bool]:
     """Store the rids `ordered` yields after the `size` entries of a snapshot whose header the
     caller has `lock`ed and found of that size. Returns (entries stored, complete)."""
     stored, complete = _store(recorder, snapshot, size, chunk, ordered, params)
@@ -108,11 +110,25 @@ def append(recorder: Recorder, snapshot: int, size: int, chunk: int, ordered: st
     return stored, complete
 
 
-def _store(recorder: Recorder, snapshot: int, size: int, chunk: int, ordered: str, params: list) -> tuple[int, bool]:
-    """Store the rids `ordered` (a `SELECT rid, position`, positions from 1 in order, at most
-    `chunk` of them) yields, numbered on after `size`. The size is read back, since the
-    statements of a transaction may see different commits of others; a chunk that comes back
-    short held the last matches (the snapshot is complete)."""
+def _store(recorder: Recorder, snapshot: int, size: int, chunk: int, ordered: str | list[int], params: list) -> tuple[int, bool]:
+    """Store the rids `ordered` holds, or yields (a `SELECT rid, position`, positions from 1 in
+    order), at most `chunk` of them, numbered on after `size`. The size of a SELECT's chunk is
+    read back, since the statements of a transaction may see different commits of others; a
+    chunk that comes back short held the last matches (the snapshot is complete)."""
+    if isinstance(ordered, list):
+        # the rids as one parameter: a statement with a parameter per value costs more to run
+        source, values = (
+            ("unnest(?::bigint[]) WITH ORDINALITY o(rid, position)", ordered)
+            if recorder.dialect == "postgresql"
+            else ("(SELECT j.value AS rid, j.key + 1 AS position FROM json_each(?) j) o", json.dumps(ordered))
+        )
+        recorder.rows(
+            "snapshot",
+            f"INSERT INTO search_snapshot_entry (snapshot, position, rid) SELECT ?, ? + o.position, o.rid FROM {source}",
+            [snapshot, size, values],
+            fetch=False,
+        )
+        return size + len(ordered), len(ordered) < chunk
     recorder.rows(
         "snapshot",
         f"INSERT INTO search_snapshot_entry (snapshot, position, rid) SELECT ?, ? + o.position, o.rid FROM ({ordered}) o",

@@ -5,7 +5,9 @@ order uses the smallest value (for dates the lowest `low`), descending the large
 the highest `high`). Resources without a value sort last in both directions; `rid` breaks
 ties so the order is total and paging is stable. Text keys compare by code point on both
 databases (`COLLATE "C"` on PostgreSQL, SQLite's default BINARY), so SQLite and PostgreSQL
-return the same order.
+return the same order. Date, number and quantity keys also name the index column that holds
+their values in that order (`SortKey.index`), so the first matches can be read off the index
+(`ficus.search.ordered`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class SortKey:
     expression: str
     params: tuple
     kind: str  # text | integer | number: what a paging cursor may hold for this key
+    index: tuple[str, str] | None = None  # (index table, column) an index orders as this key does
 
     @property
     def reads_resource(self) -> bool:
@@ -96,5 +99,8 @@ def sort_keys(
             column += collate
         aggregate = "MAX" if descending else "MIN"
         expression = f"(SELECT {aggregate}({column}) FROM idx_{table} x WHERE x.rid = r.rid AND x.param = ?)"
-        keys.append(SortKey(name, descending, expression, (name,), kind))
+        # the indexes on (pkey, column, ...): numbers and dates, not text (its index holds
+        # normalised or differently collated values) nor references (an expression)
+        index = (f"idx_{table}", column.removeprefix("x.")) if kind != "text" else None
+        keys.append(SortKey(name, descending, expression, (name,), kind, index))
     return keys, unknown
