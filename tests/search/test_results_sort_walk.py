@@ -75,7 +75,7 @@ def test_walked_chunks_order_several_dates_ties_and_undated_matches_as_a_sort_wo
 
 
 def test_a_walk_that_finds_too_few_matches_gives_up_and_the_sort_orders_them(
-    client: TestClient, monkeypatch, walks: list,
+    client: TestClient, database_url: str, monkeypatch, walks: list,
 ) -> None:
     from ficus.search import snapshot
 
@@ -90,12 +90,13 @@ def test_a_walk_that_finds_too_few_matches_gives_up_and_the_sort_orders_them(
     served = [i for page in all_pages(client, first) for i in ids(page)]
     assert served == expected_order(made, descending=True)
     # 3 matches, dated before 200 others: a walk of at most 16 rows per wanted match finds none
-    # (on PostgreSQL the planner may foresee that and not walk at all)
+    # (on PostgreSQL the planner's estimates may foresee that: then it does not walk at all)
     assert all(found is None for found in walks)
+    assert walks or database_url.startswith("postgresql")
 
 
 def test_resources_with_many_dates_fill_the_walk_and_the_sort_takes_over(
-    client: TestClient, monkeypatch, walks: list,
+    client: TestClient, database_url: str, monkeypatch, walks: list,
 ) -> None:
     from ficus.search import snapshot
 
@@ -109,4 +110,6 @@ def test_resources_with_many_dates_fill_the_walk_and_the_sort_takes_over(
         first = get(client, "Observation", code="urn:walk|many", _sort=sort, _count="3")
         served = [i for page in all_pages(client, first) for i in ids(page)]
         assert served == expected_order(made, sort.startswith("-")), sort
-        assert None in walks, sort
+        # a walk gave up (on PostgreSQL the planner's estimate of 80 index rows for 8 matches may
+        # keep it from trying at all)
+        assert None in walks or (not walks and database_url.startswith("postgresql")), sort

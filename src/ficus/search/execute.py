@@ -474,12 +474,9 @@ def _next_chunk(
     keys = plan.sort
     chunk = snapshot.chunk_after(size)
     if len(keys) == 1 and keys[0].index is not None and matching.res_type is not None:
-        matches = match_rids(matching.selects, matching.others, matching.where, matching.params)
         pkey = param_key(matching.res_type, keys[0].name)
-        count = None
-        if recorder.dialect == "postgresql":  # the count the total needs (a bounded one without a total)
-            count = _count_matches(recorder, plan, matching) if plan.total != "none" else _counted(recorder, matching, "estimate")
-        if count is None or ordered.worth_walking(count, _planned_rows(recorder, *ordered.indexed(keys[0], pkey))):
+        if _walk_worth_trying(recorder, plan, matching, keys[0], pkey):
+            matches = match_rids(matching.selects, matching.others, matching.where, matching.params)
             found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size)
             if found is not None:
                 return chunk, found, []
@@ -498,6 +495,16 @@ def _next_chunk(
     first = f"SELECT m.* FROM (SELECT r.rid{select_keys} FROM {source}) m{held} ORDER BY {order('m')} LIMIT ?"
     numbered = f"SELECT f.rid, ROW_NUMBER() OVER (ORDER BY {order('f')}) AS position FROM ({first}) f"
     return chunk, numbered, [*params, chunk]
+
+
+def _walk_worth_trying(recorder: Recorder, plan: SearchPlan, matching: Matching, key: SortKey, pkey: int) -> bool:
+    """Whether a walk of the sort key's index is worth trying: on PostgreSQL, when the matches
+    (the count the total needs; a bounded one without a total) are a large enough share of the
+    planner's estimate of the index rows; SQLite always tries (a walk that gives up is bounded)."""
+    if recorder.dialect != "postgresql":
+        return True
+    count = _count_matches(recorder, plan, matching) if plan.total != "none" else _counted(recorder, matching, "estimate")
+    return ordered.worth_walking(count, _planned_rows(recorder, *ordered.indexed(key, pkey)))
 
 
 def _snapshot_rows(
