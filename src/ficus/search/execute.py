@@ -348,11 +348,15 @@ def _matches(matching: Matching, rows: bool = True) -> Condition:
     return f"({rids}) m JOIN resource r ON r.rid = m.rid WHERE {where}", [*params, *others]
 
 
-def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
+def _page(
+    recorder: Recorder, plan: SearchPlan, matching: Matching, distinct: bool = False,
+) -> tuple[list[Version], list[int], Cursor | None, Cursor | None]:
     keys = plan.sort
     cursor = plan.cursor
     forward = cursor is None or cursor.forward
     reverse = not forward
+    # one criterion: its index rows in rid order, repeats and all (see below)
+    repeats = not keys and not distinct and len(matching.selects) == 1 and not matching.others and not plan.offset
     limit = " LIMIT ?" + (" OFFSET ?" if plan.offset else "")
     limit_params = [plan.count + 1, *([plan.offset] if plan.offset else [])]
 
@@ -371,7 +375,16 @@ def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[lis
         # The cursor's bound is repeated on `r.rid`: the planners do not carry a range across
         # the join, and a merge join would otherwise walk `resource` from its first row.
         bound, bound_params = keyset_condition([], cursor, "q.rid") if cursor is not None else ("", [])
-        rids, rid_params = intersect_rids(matching.selects, bound, bound_params)
+        if repeats:
+            # One criterion: its first index rows in rid order, repeats and all, and twice as
+            # many as the page needs. A range's rows (dates, string prefixes) are then a
+            # bounded top-N sort instead of a DISTINCT over every one of them.
+            first, first_params = matching.selects[0]
+            rids = f"SELECT q.rid FROM ({first}) q{' WHERE ' + bound if bound else ''}"
+            rid_params = [*first_params, *bound_params]
+            limit_params = [2 * (plan.count + 1)]
+        else:
+            rids, rid_params = intersect_rids(matching.selects, bound, bound_params)
         if not matching.others:
             # the limit inside: SQLite materialises a DISTINCT subquery before joining it
             rids += f" ORDER BY {order('q', reverse)}{limit}"
@@ -417,6 +430,11 @@ def _page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[lis
         f"ORDER BY {order('p', reverse)}"
     )
     rows = recorder.rows("page", sql, sql_params)
+    if repeats:
+        read = len(rows)
+        rows = list({row[0]: row for row in rows}.values())
+        if len(rows) <= plan.count and read == 2 * (plan.count + 1):
+            return _page(recorder, plan, matching, distinct=True)  # the rows repeat too often
     more = len(rows) > plan.count
     rows = rows[: plan.count]
     if reverse:
@@ -452,10 +470,8 @@ def _fingerprint(plan: SearchPlan) -> str:
 def _fills_more_than_a_page(recorder: Recorder, plan: SearchPlan, matching: Matching) -> bool:
     """Whether the matches go beyond the requested page: a count that stops there, cheaper
     than sorting them all to find out."""
-    rids, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
     edge = plan.offset + plan.count
-    found = recorder.rows("page-size", f"SELECT COUNT(*) FROM ({rids} LIMIT ?) c", [*params, edge + 1])[0][0]
-    return found > edge
+    return _count_up_to(recorder, "page-size", matching, edge + 1) > edge
 
 
 def _make_snapshot(recorder: Recorder, plan: SearchPlan, matching: Matching) -> tuple[int, tuple[int, bool]]:
@@ -597,9 +613,7 @@ def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> 
 def _counted(recorder: Recorder, matching: Matching, total: str) -> int:
     source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
     if total == "estimate" and recorder.dialect == "postgresql":
-        capped = recorder.rows(
-            "count", f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, ESTIMATE_EXACT_BELOW],
-        )[0][0]
+        capped = _count_up_to(recorder, "count", matching, ESTIMATE_EXACT_BELOW)
         if capped < ESTIMATE_EXACT_BELOW:
             return capped
         estimate = _planned_rows(recorder, source, params)
@@ -608,6 +622,22 @@ def _counted(recorder: Recorder, matching: Matching, total: str) -> int:
         # fewer than the matches already seen: the planner is wrong here (ranges of dates, whose
         # histogram is not per parameter, say), and a total known to be wrong is not given
     return recorder.rows("count", f"SELECT COUNT(*) FROM ({source}) c", params)[0][0]
+
+
+def _count_up_to(recorder: Recorder, purpose: str, matching: Matching, limit: int) -> int:
+    """The number of matches, counting no further than `limit`. Matched by one criterion, it
+    first counts that criterion's index rows up to `limit`, and the distinct rids among them:
+    a DISTINCT under the LIMIT would hash every match before counting any (a date range's,
+    say). Only when rows repeat in a full window are the distinct rids counted instead."""
+    if len(matching.selects) == 1 and not matching.others:
+        rows_sql, params = matching.selects[0]
+        rows, distinct = recorder.rows(
+            purpose, f"SELECT COUNT(*), COUNT(DISTINCT w.rid) FROM ({rows_sql} LIMIT ?) w", [*params, limit],
+        )[0]
+        if rows < limit or distinct == limit:
+            return distinct
+    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    return recorder.rows(purpose, f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, limit])[0][0]
 
 
 def _planned_rows(recorder: Recorder, sql: str, params: list) -> int:
