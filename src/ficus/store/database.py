@@ -247,8 +247,9 @@ class _PostgresCursor:
         """The psycopg cursor itself (for COPY)."""
         return self._cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _PostgresCursor:
-        self._cursor.execute(self._database.sql(sql), params)  # psycopg prepares repeated statements itself
+    def execute(self, sql: str, params: Sequence[Any] = (), prepare: bool | None = None) -> _PostgresCursor:
+        """Run `sql`; psycopg prepares statements it sees repeated unless `prepare` is False."""
+        self._cursor.execute(self._database.sql(sql), params, prepare=prepare)
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> _PostgresCursor:
