@@ -30,7 +30,9 @@ header's lock, the chunk of the first matches the snapshot does not hold (found 
 its INSERT and the header's update, then the page again.
 
 Every statement goes through `Recorder`, which times it, keeps its SQL and parameters for
-`_explain`, and turns database errors caused by a client's values into a 400.
+`_explain`, and turns database errors caused by a client's values into a 400. On PostgreSQL it
+runs the statements of a search whose best plan depends on its values unprepared, so that each
+is planned for them (see `_generic_plans_fit`).
 """
 
 from __future__ import annotations
