@@ -28,6 +28,26 @@ def walks(monkeypatch) -> list:
     return returned
 
 
+@pytest.fixture(params=["looked-up", "hashed"])
+def walk_tests(request: pytest.FixtureRequest, monkeypatch) -> tuple[str, list]:
+    """Walks on PostgreSQL made to test rows one way (costs that choose it), and the budgets
+    every walk was given; SQLite always hashes."""
+    if request.param == "looked-up":
+        monkeypatch.setattr(ordered, "PROBE_COST", 0)
+    else:
+        monkeypatch.setattr(ordered, "PROBE_COST", 10**6)
+        monkeypatch.setattr(ordered, "HASH_COST", 0)
+    budgets: list = []
+    real = ordered.first_matches
+
+    def recording(*args, **kwargs):
+        budgets.append(args[-1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ordered, "first_matches", recording)
+    return request.param, budgets
+
+
 def observation(code: str, effective: dict) -> dict:
     return {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "urn:walk", "code": code}]}, **effective}
 
@@ -41,7 +61,7 @@ def expected_order(made: list[tuple[str, list[str]]], descending: bool) -> list[
 
 
 def test_walked_chunks_order_several_dates_ties_and_undated_matches_as_a_sort_would(
-    client: TestClient, monkeypatch, walks: list,
+    client: TestClient, database_url: str, monkeypatch, walk_tests: tuple[str, list], walks: list,
 ) -> None:
     from ficus.search import snapshot
 
@@ -72,6 +92,8 @@ def test_walked_chunks_order_several_dates_ties_and_undated_matches_as_a_sort_wo
         assert served == expected_order(made, sort.startswith("-")), sort
         assert walks and all(found is not None for found in walks), sort  # every chunk walked
         assert {page["total"] for page in pages} == {30}
+    mode, budgets = walk_tests
+    assert {budget.hashed for budget in budgets} == {database_url.startswith("sqlite") or mode == "hashed"}
 
 
 def test_a_walk_that_finds_too_few_matches_gives_up_and_the_sort_orders_them(
@@ -113,3 +135,17 @@ def test_resources_with_many_dates_fill_the_walk_and_the_sort_takes_over(
         # a walk gave up (on PostgreSQL the planner's estimate of 80 index rows for 8 matches may
         # keep it from trying at all)
         assert None in walks or (not walks and database_url.startswith("postgresql")), sort
+
+
+def test_the_budget_weighs_a_sort_against_the_two_walks() -> None:
+    """With the index rows of tier L's Observation dates (350,000): a code on 13 % of them is
+    walked looking rows up, one on 1.1 % hashing its matches first, one on 0.1 % sorted."""
+    frequent = ordered.walk_budget(45_000, 350_000, 128, 0)
+    assert frequent is not None and not frequent.hashed
+    assert frequent.rows == 16 * 128  # twice the 996 rows expected is below 16 a match
+    medium = ordered.walk_budget(3_958, 350_000, 128, 0)
+    assert medium is not None and medium.hashed and medium.rows == 2 * 11_319  # 128 × 350,000 / 3,958, rounded up
+    assert ordered.walk_budget(410, 350_000, 128, 0) is None
+    assert ordered.walk_budget(0, 350_000, 128, 0) is None
+    # an estimate of the index rows below the matches still leaves the walk its unestimated rows
+    assert ordered.walk_budget(50, 10, 4, 8).rows == ordered.unestimated(4, 8).rows

@@ -516,9 +516,10 @@ def _next_chunk(
     chunk = snapshot.chunk_after(size)
     if len(keys) == 1 and keys[0].index is not None and matching.res_type is not None:
         pkey = param_key(matching.res_type, keys[0].name)
-        if _walk_worth_trying(recorder, plan, matching, keys[0], pkey):
+        budget = _walk_budget(recorder, plan, matching, keys[0], pkey, chunk, size)
+        if budget is not None:
             matches = match_rids(matching.selects, matching.others, matching.where, matching.params)
-            found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size)
+            found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size, budget)
             if found is not None:
                 return chunk, found, []
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
@@ -538,14 +539,20 @@ def _next_chunk(
     return chunk, numbered, [*params, chunk]
 
 
-def _walk_worth_trying(recorder: Recorder, plan: SearchPlan, matching: Matching, key: SortKey, pkey: int) -> bool:
-    """Whether a walk of the sort key's index is worth trying: on PostgreSQL, when the matches
-    (the count the total needs; a bounded one without a total) are a large enough share of the
-    planner's estimate of the index rows; SQLite always tries (a walk that gives up is bounded)."""
+def _walk_budget(
+    recorder: Recorder, plan: SearchPlan, matching: Matching, key: SortKey, pkey: int, chunk: int, size: int,
+) -> ordered.Budget | None:
+    """How a walk of the sort key's index may look for the chunk, or None to sort. PostgreSQL
+    weighs it from the count (the one the total needs; a bounded one without a total) and the
+    planner's estimate of the index rows. A criterion on the sort parameter itself puts the
+    matches together in the order, not spread over it (a month sorted by date), so those are
+    sorted. SQLite always tries a walk of `ordered.SCAN_PER_MATCH` rows per match."""
     if recorder.dialect != "postgresql":
-        return True
+        return ordered.unestimated(chunk, size)
+    if any(criterion.name == key.name for criterion in plan.criteria):
+        return None
     count = _count_matches(recorder, plan, matching) if plan.total != "none" else _counted(recorder, matching, "estimate")
-    return ordered.worth_walking(count, _planned_rows(recorder, *ordered.indexed(key, pkey)))
+    return ordered.walk_budget(count, _planned_rows(recorder, *ordered.indexed(key, pkey)), chunk, size)
 
 
 def _snapshot_rows(

@@ -1,12 +1,15 @@
 """The next matches of a search sorted on one date, number or quantity, read off the index of
 its sort parameter.
 
-Sorting the matches reads the sort value of every one of them. When the criteria match a good
-share of the resources that have the sort parameter (a frequent code, a status), walking that
-parameter's index in the sort order and keeping the rows of matching resources finds the first
-`chunk` matches after about `chunk / share` index rows, however many matches there are. The
-walk is bounded: it reads at most `SCAN_PER_MATCH` index rows per match it needs, and gives up
-(None: sort them all) when they hold too few.
+Sorting the matches reads the sort value of every one of them. Walking that parameter's index
+in the sort order and keeping the rows of matching resources finds the first `chunk` matches
+after about `chunk / share` index rows, where `share` is the matches' share of the index rows,
+however many matches there are. Each row read is tested against the criteria: by looking its
+rid up in the criteria's own indexes (cheap to start, dearer a row), or in a hashed set of the
+matches (built first, from every match). `walk_budget` weighs the three ways for a chunk from
+the count and the planner's estimate of the index rows; a walk is bounded by twice the rows it
+expects to read (at least `SCAN_PER_MATCH` per match wanted), and gives up (None: sort them
+all) when they hold too few.
 
 A resource has as many index rows as values, and its place in the order is that of its
 smallest value ascending, its largest descending: its first row in the walk, since the index
@@ -18,6 +21,7 @@ has read the whole index.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ficus.search.sort import SortKey
@@ -26,7 +30,24 @@ from ficus.search.types.base import Condition
 if TYPE_CHECKING:
     from ficus.search.execute import Recorder
 
-SCAN_PER_MATCH = 16  # index rows read per match wanted: criteria matching 1 in 16 of them or more
+SCAN_PER_MATCH = 16  # index rows a walk reads per match wanted, without estimates (SQLite)
+# what each step costs, in index rows read by a walk (PostgreSQL, measured at tiers M and L)
+KEY_COST = 16  # a sort reads one match's sort key
+PROBE_COST = 8  # a walk looks one row's rid up in the criteria's indexes
+HASH_COST = 1  # a walk puts one match in its hashed set
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How far a walk may read, and how it tests the rows it reads."""
+
+    rows: int
+    hashed: bool  # test rids against a hashed set of the matches, not one lookup a row
+
+
+def unestimated(chunk: int, size: int) -> Budget:
+    """The budget without estimates: `SCAN_PER_MATCH` rows per match wanted, hashed."""
+    return Budget(SCAN_PER_MATCH * (size + chunk), True)
 
 
 def indexed(key: SortKey, pkey: int) -> Condition:
@@ -36,17 +57,26 @@ def indexed(key: SortKey, pkey: int) -> Condition:
     return f"SELECT x.rid FROM {table} x WHERE x.pkey = ? AND x.{column} IS NOT NULL", [pkey]
 
 
-def worth_walking(matches: int, indexed: int) -> bool:
-    """Whether a walk is likely to find its chunk: the matches are at least 1 in
-    `SCAN_PER_MATCH` of the index rows (the planner's estimate of them)."""
-    return matches * SCAN_PER_MATCH >= indexed
+def walk_budget(matches: int, indexed: int, chunk: int, size: int) -> Budget | None:
+    """The cheapest way to the next `chunk` after `size` entries for `matches` spread over
+    `indexed` index rows: a walk that looks each row up, one that hashes the matches first, or
+    (None) the sort."""
+    if matches <= 0:
+        return None
+    expected = -(-(size + chunk) * max(indexed, 1) // matches)  # rows read, if matches spread evenly
+    looked_up, hashed, sorted_ = expected * PROBE_COST, matches * HASH_COST + expected, matches * KEY_COST
+    if sorted_ <= min(looked_up, hashed):
+        return None
+    return Budget(max(2 * expected, unestimated(chunk, size).rows), hashed < looked_up)
 
 
 def first_matches(
     recorder: Recorder, key: SortKey, pkey: int, matches: Condition, snapshot: int | None, chunk: int, size: int,
+    budget: Budget,
 ) -> list[int] | None:
     """The rids of the first `chunk` matches (fewer when that is all) in the order of `key`,
-    leaving out the entries of `snapshot` (which holds `size`); None when the walk gives up."""
+    leaving out the entries of `snapshot` (which holds `size`), reading at most `budget.rows`
+    index rows; None when the walk gives up."""
     assert key.index is not None
     table, column = key.index
     direction = "DESC" if key.descending else "ASC"
@@ -56,16 +86,14 @@ def first_matches(
     def held(rid: str) -> str:
         return "" if snapshot is None else f" AND {rid} NOT IN (SELECT e.rid FROM search_snapshot_entry e WHERE e.snapshot = ?)"
 
-    scan = SCAN_PER_MATCH * (size + chunk)  # the held entries are walked past too
+    scan = budget.rows  # the held entries are walked past too
     window = chunk + chunk // 4 + 1  # rows kept: room for resources with several values
-    # `IS TRUE` keeps the test a subplan (as a semi-join, PostgreSQL would join every row). The
-    # first walk is short: PostgreSQL looks each rid up in the criteria's indexes (`OFFSET 0`
-    # keeps it from hashing them all, about 0.45 µs a match); later walks hash them, as SQLite
-    # always does.
-    if size == 0 and recorder.dialect == "postgresql":
-        test = f"EXISTS (SELECT 1 FROM ({rids}) m WHERE m.rid = s.rid OFFSET 0)"
-    else:
+    # `IS TRUE` keeps the test a subplan (as a semi-join, PostgreSQL would join every row);
+    # `OFFSET 0` keeps PostgreSQL looking each rid up rather than hashing the matches.
+    if budget.hashed:
         test = f"s.rid IN ({rids})"
+    else:
+        test = f"EXISTS (SELECT 1 FROM ({rids}) m WHERE m.rid = s.rid OFFSET 0)"
     rows = recorder.rows(
         "chunk-walk",
         f"SELECT s.rid FROM (SELECT x.rid, x.{column} AS k FROM {table} x WHERE x.pkey = ? AND x.{column} IS NOT NULL "
