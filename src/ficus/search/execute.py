@@ -21,7 +21,7 @@ of matches in order, then 2 purge statements, the INSERT of that chunk, its head
 read from the snapshot, its includes and, until the snapshot is complete, the count (the total
 of a complete snapshot is its size). Sorted on one date, number or quantity, a chunk is a walk
 of that parameter's index (`ficus.search.ordered`; on PostgreSQL after the count and one
-planner estimate say it is worth trying; 1 statement, 3 for the last chunk) and, if the walk
+planner estimate say it is cheaper than the sort; 1 statement, 3 for the last chunk) and, if the walk
 gives up, a bounded sort; otherwise the bounded sort (an INSERT ... SELECT that reads every
 match's sort key, and the size read back). Its later pages cost a snapshot check, the page, the
 includes and that count. A forward page that reaches past the stored entries of an incomplete
