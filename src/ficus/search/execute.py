@@ -4,11 +4,13 @@ Statements per page (all fixed, none per resource):
 
 - 1 page statement: the keyset-paged, sorted match rows joined to their stored JSON
   (`_summary=count` / `_count=0` skip it); unsorted, it takes `_count` + 1 rids from the index
-  rows in rid order and joins only those;
+  rows in rid order and joins only those (one criterion: from a window of its rows, and once
+  more with DISTINCT when the window's rows repeat too often to fill the page);
 - 0 or 1 count statement: skipped for `_total=none`, and when the first page already holds
   every match; `_total=estimate` (the default) on PostgreSQL counts up to
-  `ESTIMATE_EXACT_BELOW` and otherwise reads the planner's estimate (1 more statement; 2 if
-  that estimate is below the count so far, which is then counted in full);
+  `ESTIMATE_EXACT_BELOW` (one criterion: its index rows; 1 more statement when those repeat)
+  and otherwise reads the planner's estimate (1 more statement; 2 if that estimate is below
+  the count so far, which is then counted in full);
 - 1 statement per include level (`_include`/`_revinclude` all together; `:iterate` adds
   levels, at most `include.MAX_LEVELS`);
 - 1 statement listing the stored resource types, only for a search over many types with
