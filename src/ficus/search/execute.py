@@ -67,6 +67,7 @@ from ficus.store.indexing import param_key
 from ficus.store.repository import Version
 
 ESTIMATE_EXACT_BELOW = 1000
+SIZE_COUNTED = 2000  # SQLite: rows counted per criterion to find the one to start from
 MAX_PARAMETERS = 32000  # below SQLite's default limit (32766) and PostgreSQL's (65535)
 _MANY_TYPES = 4
 _CONTENT_COLUMNS = "v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"
@@ -237,6 +238,7 @@ class Matching:
     selects: list[Condition] = field(default_factory=list)
     others: list[Condition] = field(default_factory=list)
     counted: int | None = None  # `_count_matches`, once it has run
+    probed: bool = False  # SQLite: `selects` smallest first, the others looked up (`intersect_rids`)
 
 
 def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
@@ -250,9 +252,12 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
         if plan.compartment is not None:
             conditions.append(_compartment_condition(*plan.compartment))
         selects, others = split_rid_selects(conditions)
+        probed = recorder.dialect == "sqlite" and len(selects) > 1
+        if probed:
+            selects = _fewest_rows_first(recorder, selects)
         where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
         params = [types[0], False, *(p for _, values in conditions for p in values)]
-        return Matching(where, params, types[0], selects, others)
+        return Matching(where, params, types[0], selects, others, probed=probed)
     if plan.criteria:
         # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
         # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
@@ -280,6 +285,16 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
         where += f" AND {sql}"
         params = [*params, *values]
     return Matching(where, params)
+
+
+def _fewest_rows_first(recorder: Recorder, selects: list[Condition]) -> list[Condition]:
+    """The rid `SELECT`s in the order of how many rows each yields, counted up to
+    `SIZE_COUNTED` (ties and larger ones in the query's order): SQLite keeps no statistics of
+    values, so it is told which criterion to start from."""
+    counts = ", ".join(f"(SELECT COUNT(*) FROM ({sql} LIMIT ?))" for sql, _ in selects)
+    params = [p for _, values in selects for p in (*values, SIZE_COUNTED)]
+    sizes = recorder.rows("sizes", f"SELECT {counts}", params)[0]
+    return [select for _, select in sorted(zip(sizes, selects), key=lambda pair: pair[0])]
 
 
 def _build_where(definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None) -> tuple[str, list]:
@@ -364,7 +379,7 @@ def _matches(matching: Matching, rows: bool = True) -> Condition:
     only `r.rid` is read, so index-only matches need not join `resource` at all."""
     if not matching.selects:
         return f"resource r WHERE {matching.where}", matching.params
-    rids, params = intersect_rids(matching.selects)
+    rids, params = intersect_rids(matching.selects, probed=matching.probed)
     if not rows and not matching.others:
         return f"({rids}) r", params
     where = " AND ".join(["r.res_type = ? AND r.deleted = ?", *(sql for sql, _ in matching.others)])
@@ -410,7 +425,7 @@ def _page(
             rids = f"SELECT q.rid, COUNT(*) AS repeats FROM ({window}) q GROUP BY q.rid"
             rid_params = [*first_params, *bound_params, window_rows]
         else:
-            rids, rid_params = intersect_rids(matching.selects, bound, bound_params)
+            rids, rid_params = intersect_rids(matching.selects, bound, bound_params, matching.probed)
         if not matching.others:
             # the limit inside: SQLite materialises a DISTINCT subquery before joining it
             rids += f" ORDER BY {order('q', reverse)}{limit}"
@@ -520,7 +535,7 @@ def _next_chunk(
         pkey = param_key(matching.res_type, keys[0].name)
         budget = _walk_budget(recorder, plan, matching, keys[0], pkey, chunk, size)
         if budget is not None:
-            matches = match_rids(matching.selects, matching.others, matching.where, matching.params)
+            matches = match_rids(matching.selects, matching.others, matching.where, matching.params, matching.probed)
             found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size, budget)
             if found is not None:
                 return chunk, found, []
@@ -645,7 +660,7 @@ def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> 
 
 
 def _counted(recorder: Recorder, matching: Matching, total: str) -> int:
-    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params, matching.probed)
     if total == "estimate" and recorder.dialect == "postgresql":
         capped = _count_up_to(recorder, "count", matching, ESTIMATE_EXACT_BELOW)
         if capped < ESTIMATE_EXACT_BELOW:
@@ -670,7 +685,7 @@ def _count_up_to(recorder: Recorder, purpose: str, matching: Matching, limit: in
         )[0]
         if rows < limit or distinct == limit:
             return distinct
-    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params)
+    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params, matching.probed)
     return recorder.rows(purpose, f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, limit])[0][0]
 
 

@@ -8,6 +8,7 @@ interface; chains and `_has` in `ficus.search.chain`; `_id`, `_lastUpdated` and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -110,26 +111,42 @@ def build_count(definitions: Definitions, res_type: str, criteria: list[Criterio
     return f"SELECT COUNT(*) FROM ({sql}) c", params
 
 
-def match_rids(selects: list[Condition], others: list[Condition], where: str, params: list) -> Condition:
+def match_rids(selects: list[Condition], others: list[Condition], where: str, params: list, probed: bool = False) -> Condition:
     """A `SELECT` of the matching rids, each once. When every criterion selects rids from the
     index tables, it reads the indexes alone and never joins `resource` (one criterion: about
     7 M resources/s counted on PostgreSQL instead of 2.5 M/s); otherwise it reads `resource`
-    with `where`, the whole condition."""
+    with `where`, the whole condition. `probed`: see `intersect_rids`."""
     if selects and not others:
-        return intersect_rids(selects)
+        return intersect_rids(selects, probed=probed)
     return f"SELECT r.rid FROM resource r WHERE {where}", params
 
 
-def intersect_rids(selects: list[Condition], extra: str = "", extra_params: Sequence = ()) -> Condition:
+def intersect_rids(selects: list[Condition], extra: str = "", extra_params: Sequence = (), probed: bool = False) -> Condition:
     """`SELECT DISTINCT q.rid` of the rids every `SELECT` yields (and `extra`, a condition on
-    `q.rid`). DISTINCT over one index scan in rid order is a Unique step, not a sort."""
+    `q.rid`). DISTINCT over one index scan in rid order is a Unique step, not a sort.
+    `probed` (SQLite, the first `SELECT` the smallest): the rids of the first are looked up in
+    the rid index of each other's table, where SQLite, which keeps no statistics of values,
+    would otherwise list every rid of the others first (a status: every resource)."""
     (first, params), rest = selects[0], selects[1:]
-    clauses = [f"q.rid IN ({sql})" for sql, _ in rest]
+    clauses = [_rid_lookup(sql) if probed else f"q.rid IN ({sql})" for sql, _ in rest]
     if extra:
         clauses.append(extra)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     all_params = [*params, *(p for _, values in rest for p in values), *extra_params]
     return f"SELECT DISTINCT q.rid FROM ({first}) q{where}", all_params
+
+
+_ONE_TABLE = re.compile(r"SELECT (\w+)\.rid FROM (idx_[a-z]+) \1 WHERE (.+)", re.DOTALL)
+
+
+def _rid_lookup(sql: str) -> str:
+    """`q.rid IN (sql)` as a lookup of `q.rid` in the rid index of the one index table `sql`
+    reads; as it is for any other `SELECT`."""
+    found = _ONE_TABLE.fullmatch(sql)
+    if found is None:
+        return f"q.rid IN ({sql})"
+    alias, table, where = found.groups()
+    return f"EXISTS (SELECT 1 FROM {table} {alias} INDEXED BY {table}_rid WHERE {alias}.rid = q.rid AND ({where}))"
 
 
 def _compile(compiler: Compiler, target: Target, criterion: Criterion) -> Condition | None:
