@@ -82,6 +82,16 @@ def build(data: DataSet, ids: dict[str, list[str]], seed: int) -> list[Operation
             "search date (month)", [get(f"Observation?date={m}") for m in months], check="page"
         ),
         Operation(
+            "search token and status (medium code, status=final)",
+            [get(f"Observation?code={quote(medium)}&status=final")],
+            check="page",
+        ),
+        Operation(
+            "search token and date (frequent code, a month)",
+            [get(f"Observation?code={quote(frequent)}&date={m}") for m in months],
+            check="page",
+        ),
+        Operation(
             "search reference (subject)",
             [get(f"Observation?subject=Patient/{p}") for p in patient_sample],
             check="page",
