@@ -1,6 +1,7 @@
 """On PostgreSQL, a search whose best plan depends on its values (several criteria, a chain) is
 planned for them every time, never given the generic plan of a prepared statement; a search of
-one criterion keeps its prepared statements."""
+one criterion keeps its prepared statements, but for the page of a date, number or quantity
+range."""
 
 from __future__ import annotations
 
@@ -33,8 +34,13 @@ def test_value_dependent_searches_are_planned_for_their_values(postgres_database
 
     with analyzed(postgres_database, [obs(day) for day in (1, 2, 3)]):
         pass
-    assert prepared_after_repeats(postgres_database, [("code", f"{LOINC}|8310-5")])  # one criterion: prepared
-    assert prepared_after_repeats(postgres_database, [("date", "2020-01")])
+    def pages(statements: list[str]) -> list[str]:
+        return [statement for statement in statements if "resource_version" in statement]
+
+    coded = prepared_after_repeats(postgres_database, [("code", f"{LOINC}|8310-5")])  # one criterion: prepared
+    assert pages(coded) and len(coded) > len(pages(coded))  # the page and the count
+    dated = prepared_after_repeats(postgres_database, [("date", "2020-01")])
+    assert dated and not pages(dated)  # a range's page is planned for its values, its count is not
     assert not prepared_after_repeats(postgres_database, [("code", f"{LOINC}|8310-5"), ("status", "final")])
     assert not prepared_after_repeats(postgres_database, [("date", "ge2020-01-01"), ("date", "le2020-01-31")])
     assert not prepared_after_repeats(postgres_database, [("subject:Patient.gender", "male")], matches=0)

@@ -91,14 +91,15 @@ class Recorder:
         self.planned_for_values = planned_for_values  # PostgreSQL: never a prepared statement's generic plan
         self.statements: list[Statement] = []
 
-    def rows(self, purpose: str, sql: str, params: list, fetch: bool = True) -> list:
-        """The rows `sql` returns (none fetched for a statement that returns none: `fetch=False`)."""
+    def rows(self, purpose: str, sql: str, params: list, fetch: bool = True, for_values: bool = False) -> list:
+        """The rows `sql` returns (none fetched for a statement that returns none: `fetch=False`);
+        `for_values`: planned for its values on PostgreSQL even in a search that need not be."""
         if len(params) > MAX_PARAMETERS:
             raise FhirError.of(400, "too-costly", f"The search needs {len(params)} SQL parameters (at most {MAX_PARAMETERS}); use fewer values")
         statement = Statement(purpose, sql, list(params))
         started = time.perf_counter()
         try:
-            if self.dialect == "postgresql" and self.planned_for_values:
+            if self.dialect == "postgresql" and (self.planned_for_values or for_values):
                 executed = self.tx.execute(sql, params, prepare=False)
             else:
                 executed = self.tx.execute(sql, params)
@@ -239,6 +240,9 @@ class Matching:
     others: list[Condition] = field(default_factory=list)
     counted: int | None = None  # `_count_matches`, once it has run
     probed: bool = False  # SQLite: `selects` smallest first, the others looked up (`intersect_rids`)
+    # one date, number or quantity criterion: its page is planned for its values, which reads a
+    # narrow range and walks rids past a wide one (a generic plan sorts a year of dates)
+    ranged: bool = False
 
 
 def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
@@ -257,7 +261,8 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
             selects = _fewest_rows_first(recorder, selects)
         where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
         params = [types[0], False, *(p for _, values in conditions for p in values)]
-        return Matching(where, params, types[0], selects, others, probed=probed)
+        ranged = len(plan.criteria) == 1 and len(selects) == 1 and not others and _ranges(definitions, types[0], plan.criteria[0])
+        return Matching(where, params, types[0], selects, others, probed=probed, ranged=ranged)
     if plan.criteria:
         # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
         # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
@@ -285,6 +290,12 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
         where += f" AND {sql}"
         params = [*params, *values]
     return Matching(where, params)
+
+
+def _ranges(definitions: Definitions, res_type: str, criterion: Criterion) -> bool:
+    """Whether `criterion` compares a date, number or quantity (a range of its index)."""
+    param = definitions.search_parameters_for(res_type).get(criterion.name)
+    return criterion.modifier is None and param is not None and param.type in ("date", "number", "quantity")
 
 
 def _fewest_rows_first(recorder: Recorder, selects: list[Condition]) -> list[Condition]:
@@ -471,7 +482,7 @@ def _page(
         ") p JOIN resource_version v ON v.res_type = p.res_type AND v.res_id = p.res_id AND v.version = p.version "
         f"ORDER BY {order('p', reverse)}"
     )
-    rows = recorder.rows("page", sql, sql_params)
+    rows = recorder.rows("page", sql, sql_params, for_values=matching.ranged)
     if repeats:
         read = sum(row[-1] for row in rows)  # all of the window's rows when the page is short
         rows = [row[:-1] for row in rows]
