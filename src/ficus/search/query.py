@@ -140,8 +140,8 @@ _ONE_TABLE = re.compile(r"SELECT (\w+)\.rid FROM (idx_[a-z]+) \1 WHERE (.+)", re
 
 
 def _rid_lookup(sql: str) -> str:
-    """`q.rid IN (sql)` as a lookup of `q.rid` in the rid index of the one index table `sql`
-    reads; as it is for any other `SELECT`."""
+    """The test that `q.rid` is among the rids `sql` yields: where `sql` reads one index table,
+    a lookup of `q.rid` in that table's rid index; otherwise `q.rid IN (sql)`."""
     found = _ONE_TABLE.fullmatch(sql)
     if found is None:
         return f"q.rid IN ({sql})"
