@@ -42,3 +42,16 @@ def test_intersections_page_and_count_from_the_narrowest_criterion(client_with, 
         assert page["parameters"].startswith(f"[{param_key('Observation', 'code')},")  # the code's 8 rows first
     else:
         assert "sizes" not in [s["purpose"] for s in statements] and "INDEXED BY" not in page["sql"]
+
+
+def test_a_criterion_within_a_compartment_whose_members_include_the_compartment_resource(client) -> None:
+    """`Patient/p/Patient`: the patients that link to p and p itself (a UNION, which stays an
+    IN on SQLite), intersected with a criterion that matches fewer of them."""
+    anchor = create(client, {"resourceType": "Patient", "gender": "male"})["id"]
+    linked = [create(client, {"resourceType": "Patient", "gender": "female" if i % 3 else "male",
+                              "link": [{"other": {"reference": f"Patient/{anchor}"}, "type": "seealso"}]})["id"]
+              for i in range(9)]
+    create(client, {"resourceType": "Patient", "gender": "male"})  # outside the compartment
+    males = [anchor, *(res_id for i, res_id in enumerate(linked) if i % 3 == 0)]
+    first = get(client, f"Patient/{anchor}/Patient", gender="male", _count="2")
+    assert [i for page in all_pages(client, first) for i in ids(page)] == males and first["total"] == 4

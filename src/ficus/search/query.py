@@ -139,14 +139,29 @@ def intersect_rids(selects: list[Condition], extra: str = "", extra_params: Sequ
 _ONE_TABLE = re.compile(r"SELECT (\w+)\.rid FROM (idx_[a-z]+) \1 WHERE (.+)", re.DOTALL)
 
 
+_COMPOUND = re.compile(r"\b(UNION|INTERSECT|EXCEPT|ORDER BY|GROUP BY|LIMIT)\b", re.IGNORECASE)
+
+
 def _rid_lookup(sql: str) -> str:
-    """The test that `q.rid` is among the rids `sql` yields: where `sql` reads one index table,
-    a lookup of `q.rid` in that table's rid index; otherwise `q.rid IN (sql)`."""
+    """The test that `q.rid` is among the rids `sql` yields: where `sql` reads one index table
+    under one condition, a lookup of `q.rid` in that table's rid index; otherwise (a UNION, a
+    compartment's) `q.rid IN (sql)`."""
     found = _ONE_TABLE.fullmatch(sql)
-    if found is None:
+    if found is None or _COMPOUND.search(_outside_parentheses(found.group(3))):
         return f"q.rid IN ({sql})"
     alias, table, where = found.groups()
     return f"EXISTS (SELECT 1 FROM {table} {alias} INDEXED BY {table}_rid WHERE {alias}.rid = q.rid AND ({where}))"
+
+
+def _outside_parentheses(sql: str) -> str:
+    """`sql` without what its parentheses enclose (string literals are parameters here)."""
+    kept, depth = [], 0
+    for char in sql:
+        depth += char == "("
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ")"
+    return "".join(kept)
 
 
 def _compile(compiler: Compiler, target: Target, criterion: Criterion) -> Condition | None:
