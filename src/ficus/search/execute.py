@@ -244,6 +244,10 @@ class Matching:
     # narrow range and walks rids past a wide one (a generic plan sorts a year of dates)
     ranged: bool = False
 
+    def rids(self) -> Condition:
+        """A `SELECT` of the matching rids, each once (`match_rids`)."""
+        return match_rids(self.selects, self.others, self.where, self.params, self.probed)
+
 
 def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) -> Matching:
     """The matches of the plan's types, criteria and compartment."""
@@ -546,7 +550,7 @@ def _next_chunk(
         pkey = param_key(matching.res_type, keys[0].name)
         budget = _walk_budget(recorder, plan, matching, keys[0], pkey, chunk, size)
         if budget is not None:
-            matches = match_rids(matching.selects, matching.others, matching.where, matching.params, matching.probed)
+            matches = matching.rids()
             found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size, budget)
             if found is not None:
                 return chunk, found, []
@@ -671,7 +675,7 @@ def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> 
 
 
 def _counted(recorder: Recorder, matching: Matching, total: str) -> int:
-    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params, matching.probed)
+    source, params = matching.rids()
     if total == "estimate" and recorder.dialect == "postgresql":
         capped = _count_up_to(recorder, "count", matching, ESTIMATE_EXACT_BELOW)
         if capped < ESTIMATE_EXACT_BELOW:
@@ -696,7 +700,7 @@ def _count_up_to(recorder: Recorder, purpose: str, matching: Matching, limit: in
         )[0]
         if rows < limit or distinct == limit:
             return distinct
-    source, params = match_rids(matching.selects, matching.others, matching.where, matching.params, matching.probed)
+    source, params = matching.rids()
     return recorder.rows(purpose, f"SELECT COUNT(*) FROM ({source} LIMIT ?) c", [*params, limit])[0][0]
 
 
