@@ -33,7 +33,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 STARTUP_SECONDS = 60  # generous: a loaded 2-core machine can take long to start a server process
 TABLES = (
     "resource", "resource_version", "outbox", "idx_string", "idx_token", "idx_date",
-    "idx_number", "idx_quantity", "idx_reference", "idx_uri", "hl7_message",
+    "idx_number", "idx_quantity", "idx_reference", "idx_uri", "hl7_message", "search_repeated_key",
 )
 
 

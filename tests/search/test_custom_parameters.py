@@ -93,3 +93,30 @@ def test_reindex_operation_over_http_makes_stored_parameters_searchable(client: 
     patient_params = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")["searchParam"]
     assert "marital" in {p["name"] for p in patient_params}
     assert "_text" not in {p["name"] for p in patient_params}
+
+
+def test_reindex_marks_a_parameter_with_several_rows_a_resource_so_sorting_on_it_stays_right(
+    client: TestClient, monkeypatch,
+) -> None:
+    """A stored date parameter that `$reindex` indexes first: one Observation has a date in June
+    and one in December, and sorted by its last date it comes before every other June match
+    (a walk of the index from the end of June would not meet it there)."""
+    from ficus.search import snapshot
+
+    from .test_results_snapshot import all_pages, ids
+
+    monkeypatch.setattr(snapshot, "FIRST_CHUNK", 2)
+
+    def observation(id_: str, effective: dict) -> dict:
+        return {"resourceType": "Observation", "id": id_, "status": "final", "code": {"text": "x"}, **effective}
+
+    june = [observation(f"j{day}", {"effectiveDateTime": f"2021-06-{day:02d}"}) for day in range(1, 7)]
+    later = [observation(f"s{day}", {"effectiveDateTime": f"2021-09-{day:02d}"}) for day in range(1, 29)]
+    twice = observation("t", {"effectiveTiming": {"event": ["2021-06-03", "2021-12-20"]}})
+    load(client, search_parameter("when-op", "when", "date", "Observation.effective", base="Observation"), *june, twice, *later)
+    response = client.post("Observation/$reindex", json={"resourceType": "Parameters"}, headers=JSON)
+    assert response.status_code == 200, response.text
+    first = client.get("Observation", params={"when": "2021-06", "_sort": "-when", "_count": "3"}, headers=STRICT)
+    assert first.status_code == 200, first.text
+    served = [i for page in all_pages(client, first.json()) for i in ids(page)]
+    assert served == ["t", "j6", "j5", "j4", "j3", "j2", "j1"]

@@ -149,3 +149,69 @@ def test_the_budget_weighs_a_sort_against_the_two_walks() -> None:
     assert ordered.walk_budget(0, 350_000, 128, 0) is None
     # an estimate of the index rows below the matches still leaves the walk its unestimated rows
     assert ordered.walk_budget(50, 10, 4, 8).rows == ordered.unestimated(4, 8).rows
+
+
+def _batch(client: TestClient, resources: list[dict]) -> None:
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}} for resource in resources
+    ]}
+    assert client.post("", json=bundle, headers=JSON).status_code == 200
+
+
+# date criteria on the sorted parameter, and which of the test's days (one per resource) each matches
+OWN_CRITERIA = {
+    ("2021-06", "-date"): lambda day: day.startswith("2021-06"),
+    ("2021-06", "date"): lambda day: day.startswith("2021-06"),
+    ("ge2021-11-01", "-date"): lambda day: day >= "2021-11-01",
+    ("le2021-02-28", "date"): lambda day: day <= "2021-02-28",
+    ("eb2021-07", "-date"): lambda day: day < "2021-07-01",
+    ("sa2021-05", "date"): lambda day: day >= "2021-06-01",
+}
+
+
+def test_a_criterion_on_the_sorted_date_starts_the_walk_where_its_matches_begin(
+    client: TestClient, monkeypatch, walk_tests: tuple[str, list], walks: list,
+) -> None:
+    """A month sorted by date lies together in the order, after the later months (descending)
+    or the earlier ones (ascending): the walk starts at the month's edge, or at the first rows
+    where a `ge` (descending) or `le` (ascending) begins the order, and finds every chunk."""
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "FIRST_CHUNK", 4)
+    rng = random.Random(11)
+    made: list[tuple[str, str]] = []
+    for index in range(72):  # six a month
+        day = f"2021-{index % 12 + 1:02d}-{rng.randint(1, 28):02d}"
+        made.append((create(client, observation("own", {"effectiveDateTime": day}))["id"], day))
+    # 300 more in the summer: a walk from either end of the order to the months past them reads them first
+    _batch(client, [observation("other", {"effectiveDateTime": f"2021-{month:02d}-{i % 28 + 1:02d}"})
+                    for month in (7, 8, 9) for i in range(100)])
+    for (value, sort), matches in OWN_CRITERIA.items():
+        wanted = [(res_id, [day]) for res_id, day in made if matches(day)]
+        assert len(wanted) > 4, value  # more than a chunk
+        walks.clear()
+        first = get(client, "Observation", code="urn:walk|own", date=value, _sort=sort, _count="3")
+        served = [i for page in all_pages(client, first) for i in ids(page)]
+        assert served == expected_order(wanted, sort.startswith("-")), (value, sort)
+        assert walks and all(found is not None for found in walks), (value, sort)
+
+
+def test_a_resource_with_several_dates_keeps_the_walk_from_starting_at_the_criterion(
+    client: TestClient, monkeypatch,
+) -> None:
+    """One Observation has a date in June and one in December: sorted by its last date it comes
+    before every other June match, which a walk starting at the end of June would not see. The
+    first resource stored with more than one date row marks the parameter, and from then on its
+    own criteria do not bound the walk."""
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "FIRST_CHUNK", 2)
+    made = [(create(client, observation("own", {"effectiveDateTime": f"2021-06-{d:02d}"}))["id"], [f"2021-06-{d:02d}"])
+            for d in range(1, 9)]
+    events = ["2021-06-05", "2021-12-20"]
+    made.append((create(client, observation("own", {"effectiveTiming": {"event": events}}))["id"], events))
+    _batch(client, [observation("other", {"effectiveDateTime": f"2021-09-{i % 28 + 1:02d}"}) for i in range(100)])
+    first = get(client, "Observation", date="2021-06", _sort="-date", _count="3")
+    served = [i for page in all_pages(client, first) for i in ids(page)]
+    assert served == expected_order(made, descending=True)
+    assert served[0] == made[-1][0]

@@ -23,9 +23,10 @@ of matches in order, then 2 purge statements, the INSERT of that chunk, its head
 read from the snapshot, its includes and, until the snapshot is complete, the count (the total
 of a complete snapshot is its size). Sorted on one date, number or quantity, a chunk is a walk
 of that parameter's index (`ficus.search.ordered`; on PostgreSQL after the count and one
-planner estimate say it is cheaper than the sort; 1 statement, 3 for the last chunk) and, if the walk
-gives up, a bounded sort; otherwise the bounded sort (an INSERT ... SELECT that reads every
-match's sort key, and the size read back). Its later pages cost a snapshot check, the page, the
+planner estimate say it is cheaper than the sort; 1 statement, 3 for the last chunk, and 1
+more to start it at a date criterion on the sort parameter) and, if the walk gives up, a
+bounded sort; otherwise the bounded sort (an INSERT ... SELECT that reads every match's sort
+key, and the size read back). Its later pages cost a snapshot check, the page, the
 includes and that count. A forward page that reaches past the stored entries of an incomplete
 snapshot runs once more in a write transaction too, to append the next chunk first: the
 header's lock, the chunk of the first matches the snapshot does not hold (found the same way),
@@ -51,6 +52,7 @@ from ficus.search import ordered, snapshot
 from ficus.search.confine import Confinement
 from ficus.search.include import MAX_INCLUDED, MAX_LEVELS, IncludeSpec, level_ids
 from ficus.search.paging import Cursor, keyset_condition
+from ficus.search.parse import split_values
 from ficus.search.query import (
     Criterion,
     build_where,
@@ -61,6 +63,7 @@ from ficus.search.query import (
 )
 from ficus.search.sort import SortKey
 from ficus.search.types.base import Condition
+from ficus.search.types.date import date_condition, walk_bounds
 from ficus.spec import Definitions
 from ficus.store.database import Cursor as DbCursor
 from ficus.store.indexing import param_key
@@ -548,10 +551,11 @@ def _next_chunk(
     chunk = snapshot.chunk_after(size)
     if len(keys) == 1 and keys[0].index is not None and matching.res_type is not None:
         pkey = param_key(matching.res_type, keys[0].name)
-        budget = _walk_budget(recorder, plan, matching, keys[0], pkey, chunk, size)
-        if budget is not None:
+        span = _walk_span(recorder, plan, keys[0], pkey)
+        budget = None if span is None else _walk_budget(recorder, plan, matching, keys[0], pkey, span, chunk, size)
+        if span is not None and budget is not None:
             matches = matching.rids()
-            found = ordered.first_matches(recorder, keys[0], pkey, matches, stored, chunk, size, budget)
+            found = ordered.first_matches(recorder, keys[0], pkey, span, matches, stored, chunk, size, budget)
             if found is not None:
                 return chunk, found, []
     select_keys = "".join(f", {key.expression} AS k{i}" for i, key in enumerate(keys))
@@ -571,20 +575,51 @@ def _next_chunk(
     return chunk, numbered, [*params, chunk]
 
 
+def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) -> ordered.Span | None:
+    """The part of the sort key's index a walk reads, or None when a walk does not suit the
+    criteria on the sort parameter itself. Those put their matches together in the order, not
+    spread over it: a walk suits them where they begin at the first rows (`ge` a date, sorted
+    descending), or where it can start at their first row (a month; only when no resource has
+    more than one row of the parameter); and it stops past their last (`date.walk_bounds`)."""
+    own = [criterion for criterion in plan.criteria if criterion.name == key.name]
+    if not own:
+        return ordered.Span()
+    if key.index is None or key.index[0] != "idx_date" or any(criterion.modifier for criterion in own):
+        return None
+    bounds = [walk_bounds(criterion.value, key.descending) for criterion in own]
+    first, last = (min, max) if key.descending else (max, min)  # the narrowest of each
+    starts = [start for _, start, _ in bounds if start is not None]
+    stops = [stop for _, _, stop in bounds if stop is not None]
+    start = first(starts) if starts and not _repeated(recorder, pkey) else None
+    if start is None and not all(leading for leading, _, _ in bounds):
+        return None
+    return ordered.Span(start, last(stops) if stops else None)
+
+
+def _repeated(recorder: Recorder, pkey: int) -> bool:
+    """Whether some resource has more than one index row of the parameter `pkey`."""
+    return bool(recorder.rows("repeated", "SELECT COUNT(*) FROM search_repeated_key WHERE pkey = ?", [pkey])[0][0])
+
+
 def _walk_budget(
-    recorder: Recorder, plan: SearchPlan, matching: Matching, key: SortKey, pkey: int, chunk: int, size: int,
+    recorder: Recorder, plan: SearchPlan, matching: Matching, key: SortKey, pkey: int, span: ordered.Span,
+    chunk: int, size: int,
 ) -> ordered.Budget | None:
-    """How a walk of the sort key's index may look for the chunk, or None to sort. PostgreSQL
-    weighs it from the count (the one the total needs; a bounded one without a total) and the
-    planner's estimate of the index rows. A criterion on the sort parameter itself puts the
-    matches together in the order, not spread over it (a month sorted by date), so those are
-    sorted. SQLite always tries a walk of `ordered.SCAN_PER_MATCH` rows per match."""
+    """How a walk of `span` of the sort key's index may look for the chunk, or None to sort.
+    PostgreSQL weighs it from the count (the one the total needs; a bounded one without a
+    total) and the planner's estimate of the index rows walked that meet the criteria on the
+    sort parameter (the matches lie among those). SQLite always tries a walk of
+    `ordered.SCAN_PER_MATCH` rows per match."""
     if recorder.dialect != "postgresql":
         return ordered.unestimated(chunk, size)
-    if any(criterion.name == key.name for criterion in plan.criteria):
-        return None
+    conditions = []  # on the sort parameter (dates: `_walk_span`), each the OR of its values
+    for criterion in plan.criteria:
+        if criterion.name == key.name:
+            parts = [date_condition("x.low", "x.high", value, criterion.name) for value in split_values(criterion.value)]
+            conditions.append((" OR ".join(sql for sql, _ in parts), [p for _, values in parts for p in values]))
     count = _count_matches(recorder, plan, matching) if plan.total != "none" else _counted(recorder, matching, "estimate")
-    return ordered.walk_budget(count, _planned_rows(recorder, *ordered.indexed(key, pkey)), chunk, size)
+    indexed = _planned_rows(recorder, *ordered.indexed(key, pkey, span, conditions))
+    return ordered.walk_budget(count, indexed, chunk, size)
 
 
 def _snapshot_rows(

@@ -16,7 +16,8 @@ smallest value ascending, its largest descending: its first row in the walk, sin
 holds rows by (value, rid) and the walk keeps rows in (value, rid) order too. So the first
 distinct rids of the rows read are the first matches in order, ties broken by rid, as
 `ficus.search.sort` orders them. Matches without a value come last, in rid order, once the walk
-has read the whole index.
+has read the whole index. Criteria on the sort parameter itself narrow the walk to a `Span` of
+the index (see `ficus.search.execute._walk_span`); its matches all lie in it.
 """
 
 from __future__ import annotations
@@ -50,11 +51,40 @@ def unestimated(chunk: int, size: int) -> Budget:
     return Budget(SCAN_PER_MATCH * (size + chunk), True)
 
 
-def indexed(key: SortKey, pkey: int) -> Condition:
-    """The index rows a walk for `key` reads (to ask the planner how many there are)."""
+@dataclass(frozen=True)
+class Span:
+    """The part of the sort key's index a walk reads, in walk order: from `start` (None: the
+    first row) to `stop` (None: the last)."""
+
+    start: int | None = None
+    stop: int | None = None
+
+
+def walked(key: SortKey, pkey: int, span: Span) -> Condition:
+    """The index rows (`x`) a walk for `key` reads."""
     assert key.index is not None
-    table, column = key.index
-    return f"SELECT x.rid FROM {table} x WHERE x.pkey = ? AND x.{column} IS NOT NULL", [pkey]
+    column = f"x.{key.index[1]}"
+    sql, params = ["x.pkey = ?"], [pkey]
+    before, after = (">=", "<=") if key.descending else ("<=", ">=")
+    if span.start is not None:
+        sql.append(f"{column} {after} ?")
+        params.append(span.start)
+    if span.stop is not None:
+        sql.append(f"{column} {before} ?")
+        params.append(span.stop)
+    if len(sql) == 1:
+        sql.append(f"{column} IS NOT NULL")
+    return " AND ".join(sql), params
+
+
+def indexed(key: SortKey, pkey: int, span: Span, conditions: list[Condition]) -> Condition:
+    """The index rows a walk for `key` reads that meet `conditions` on `x` (to ask the planner
+    how many there are)."""
+    assert key.index is not None
+    sql, params = walked(key, pkey, span)
+    for condition, values in conditions:
+        sql, params = f"{sql} AND ({condition})", [*params, *values]
+    return f"SELECT x.rid FROM {key.index[0]} x WHERE {sql}", params
 
 
 def walk_budget(matches: int, indexed: int, chunk: int, size: int) -> Budget | None:
@@ -71,14 +101,15 @@ def walk_budget(matches: int, indexed: int, chunk: int, size: int) -> Budget | N
 
 
 def first_matches(
-    recorder: Recorder, key: SortKey, pkey: int, matches: Condition, snapshot: int | None, chunk: int, size: int,
-    budget: Budget,
+    recorder: Recorder, key: SortKey, pkey: int, span: Span, matches: Condition, snapshot: int | None,
+    chunk: int, size: int, budget: Budget,
 ) -> list[int] | None:
     """The rids of the first `chunk` matches (fewer when that is all) in the order of `key`,
     leaving out the entries of `snapshot` (which holds `size`), reading at most `budget.rows`
-    index rows; None when the walk gives up."""
+    index rows of `span`; None when the walk gives up."""
     assert key.index is not None
     table, column = key.index
+    walk, walk_params = walked(key, pkey, span)
     direction = "DESC" if key.descending else "ASC"
     rids, rid_params = matches
     held_params = [] if snapshot is None else [snapshot]
@@ -96,10 +127,10 @@ def first_matches(
         test = f"EXISTS (SELECT 1 FROM ({rids}) m WHERE m.rid = s.rid OFFSET 0)"
     rows = recorder.rows(
         "chunk-walk",
-        f"SELECT s.rid FROM (SELECT x.rid, x.{column} AS k FROM {table} x WHERE x.pkey = ? AND x.{column} IS NOT NULL "
+        f"SELECT s.rid FROM (SELECT x.rid, x.{column} AS k FROM {table} x WHERE {walk} "
         f"ORDER BY x.{column} {direction}, x.rid LIMIT ?) s WHERE ({test}) IS TRUE{held('s.rid')} "
         f"ORDER BY s.k {direction}, s.rid LIMIT ?",
-        [pkey, scan, *rid_params, *held_params, window],
+        [*walk_params, scan, *rid_params, *held_params, window],
     )
     found = list(dict.fromkeys(row[0] for row in rows))
     if len(found) >= chunk:
@@ -108,8 +139,7 @@ def first_matches(
         return None  # the window is full of repeated rids: sort them all
     indexed = recorder.rows(
         "chunk-walk-size",
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} x WHERE x.pkey = ? AND x.{column} IS NOT NULL LIMIT ?) c",
-        [pkey, scan + 1],
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} x WHERE {walk} LIMIT ?) c", [*walk_params, scan + 1],
     )[0][0]
     if indexed > scan:
         return None  # the criteria match too few of the rows walked

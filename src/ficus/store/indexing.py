@@ -26,6 +26,8 @@ Extractor = Callable[[Any], Iterable[Any]]
 Row = tuple[str, str, tuple]  # (table, derived-parameter suffix, data columns)
 
 INDEX_TABLES = ("string", "token", "date", "number", "quantity", "reference", "uri")
+# Tables whose values an index orders as `_sort` does (ficus.search.ordered walks them).
+ORDERED_TABLES = ("date", "number", "quantity")
 # Data columns per table, after (rid, res_type, param, pkey, grp).
 INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
     "string": ("value", "exact", "vkey"),
@@ -71,6 +73,19 @@ def param_key(res_type: str, code: str) -> int:
 def _param_key(res_type: str, code: str) -> int:
     digest = hashlib.blake2b(f"{res_type}|{code}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def repeated_keys(rows: IndexRows) -> set[int]:
+    """The `pkey`s of `ORDERED_TABLES` that hold more than one of one resource's `rows`
+    (recorded in `search_repeated_key`)."""
+    repeated: set[int] = set()
+    for table in ORDERED_TABLES:
+        found = rows.get(table)
+        if found and len(found) > 1:
+            keys = [row[1] for row in found]
+            if len(set(keys)) < len(keys):
+                repeated.update(key for key in keys if keys.count(key) > 1)
+    return repeated
 
 
 def component_code(code: str, index: int) -> str:

@@ -22,6 +22,7 @@ from ficus.store.indexing import (
     INDEX_ROW_COLUMNS,
     INDEX_TABLES,
     IndexExtractor,
+    repeated_keys,
     search_parameter_from_resource,
     with_stored_parameters,
 )
@@ -85,6 +86,7 @@ class Repository:
         # committed transactions that wrote each resource type, in this process: caches of what is
         # derived from stored resources (the terminology service's) compare these
         self.generations: dict[str, int] = {}
+        self.repeated_keys: set[int] = set()  # in `search_repeated_key`, as far as this process has seen
 
     @contextmanager
     def reading(self, tx: Cursor | None = None) -> Iterator[Cursor]:
@@ -180,10 +182,14 @@ class Repository:
                 rids = [row[0] for row in rows]
                 marks = ", ".join("?" * len(rids))
                 inserts: dict[str, list[tuple]] = {table: [] for table in INDEX_TABLES}
+                repeated: set[int] = set()
                 for rid, row_type, content in rows:
                     resource = fhirjson.decode(bytes(content))
-                    for table, index_rows in self.extractor.rows(row_type, resource).items():
+                    extracted = self.extractor.rows(row_type, resource)
+                    for table, index_rows in extracted.items():
                         inserts[table].extend((rid, row_type, *row) for row in index_rows)
+                    repeated |= repeated_keys(extracted)
+                _record_repeated(tx, repeated)
                 for table in INDEX_TABLES:
                     tx.execute(f"DELETE FROM idx_{table} WHERE rid IN ({marks})", rids)
                     if inserts[table]:
@@ -200,6 +206,7 @@ class Repository:
             writer = Writer(self, tx)
             yield writer
             writer.flush()
+        self.repeated_keys |= writer.recorded_keys
         for res_type in writer.written_types:
             self.generations[res_type] = next(_GENERATION)
 
@@ -216,6 +223,8 @@ class Writer:
         self.repository = repository
         self._tx = tx
         self._pending: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        self._repeated: set[int] = set()  # keys for `search_repeated_key`, written at the next flush
+        self.recorded_keys: set[int] = set()  # the keys flushed
         self._rids: list[int] = []
         self.written_types: set[str] = set()
         self._now: tuple[int, str] | None = None
@@ -231,6 +240,10 @@ class Writer:
         pending, self._pending = self._pending, {}
         for (table, columns), rows in pending.items():
             self.repository.database.insert_many(self._tx, table, columns, rows)
+        if self._repeated:
+            _record_repeated(self._tx, self._repeated)
+            self.recorded_keys |= self._repeated
+            self._repeated = set()
 
     def reserve_rids(self, count: int) -> None:
         """Allocate row ids for `count` coming creates in one round trip."""
@@ -313,11 +326,23 @@ class Writer:
                     self._tx.execute(f"DELETE FROM idx_{table} WHERE rid = ?", (rid,))
         self._buffer("resource_version", _STORED_VERSION_COLUMNS, [(rid, res_type, res_id, version, now, method, content)])
         if resource is not None:
-            for table, rows in self.repository.extractor.rows(res_type, resource).items():
+            extracted = self.repository.extractor.rows(res_type, resource)
+            for table, rows in extracted.items():
                 if rows:
                     self._buffer(f"idx_{table}", INDEX_ROW_COLUMNS[table], [(rid, res_type, *row) for row in rows])
+            repeated = repeated_keys(extracted)
+            if repeated:
+                self._repeated |= repeated - self.repository.repeated_keys - self.recorded_keys
         self._buffer("outbox", _OUTBOX_COLUMNS, [(rid, res_type, res_id, version, method, now)])
         return Version(res_type, res_id, version, now, method, content)
+
+
+def _record_repeated(tx: Cursor, keys: set[int]) -> None:
+    """Add `keys` to `search_repeated_key` (see its migration)."""
+    if keys:
+        tx.executemany(
+            "INSERT INTO search_repeated_key (pkey) VALUES (?) ON CONFLICT (pkey) DO NOTHING", [(key,) for key in sorted(keys)],
+        )
 
 
 def current_version(found: Version | None, res_type: str, res_id: str) -> Version:

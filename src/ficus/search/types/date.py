@@ -9,7 +9,7 @@ the target starts after/ends before it; ap: they overlap once the search range i
 from __future__ import annotations
 
 from ficus.fhirtime import date_range, now_micros
-from ficus.search.parse import split_prefix
+from ficus.search.parse import split_prefix, split_values
 from ficus.search.types.base import Condition, Context, SearchType, invalid, register
 from ficus.spec import SearchParameter
 
@@ -39,13 +39,47 @@ def date_condition(low: str, high: str, value: str, name: str) -> Condition:
         return f"{high} > ?", [end]
     if prefix == "lt":
         return f"{low} < ?", [start]
+    # ge and le as one range of an indexed column (low <= high): `high > end OR eq` and
+    # `low < start OR eq`, which an index reads in order, where the OR reads every match first
     if prefix == "ge":
-        return f"({high} > ? OR ({low} >= ? AND {low} <= ? AND {high} <= ?))", [end, start, end, end]
+        return f"({high} >= ? AND ({high} > ? OR {low} >= ?))", [start, end, start]
     if prefix == "le":
-        return f"({low} < ? OR ({low} >= ? AND {low} <= ? AND {high} <= ?))", [start, start, end, end]
+        return f"({low} <= ? AND ({low} < ? OR {high} <= ?))", [end, start, end]
     if prefix == "sa":
         return f"{low} > ?", [end]
     if prefix == "eb":
         return f"{high} < ?", [start]
     margin = abs(now_micros() - start) // 10
     return f"({low} <= ? AND {high} >= ?)", [end + margin, start - margin]
+
+
+
+def walk_bounds(value: str, descending: bool) -> tuple[bool, int | None, int | None]:
+    """What a date criterion tells a walk of its own parameter's index in sort order (by `high`
+    descending, by `low` ascending): (leading, start, stop), bounds on the walked column.
+    `stop`: no match sorts past it, since a resource sorts by its most extreme row, never after
+    a matching one. `start`: no row before it matches, so no resource with a single row of the
+    parameter sorts before it (the caller checks that there are only such). `leading`: the
+    first rows of the order match (descending `gt`, `ge`, `sa`; ascending `lt`, `le`, `eb`),
+    where a walk from the first row finds them at once."""
+    leading, starts, stops = False, [], []
+    for alternative in split_values(value):
+        prefix, text = split_prefix(alternative)
+        found = date_range(text.replace(" ", "+"))
+        if found is None:
+            return False, None, None
+        near, far = (found[1], found[0]) if descending else found  # the search range's ends, in walk order
+        start = stop = None
+        if prefix == "eq":
+            start, stop = near, far
+        elif prefix == ("eb" if descending else "sa"):
+            start = far
+        elif prefix == ("ge" if descending else "le"):
+            stop = far
+        elif prefix in (("gt", "sa") if descending else ("lt", "eb")):
+            stop = near
+        leading = leading or prefix in (("gt", "ge", "sa") if descending else ("lt", "le", "eb"))
+        starts.append(start)
+        stops.append(stop)
+    first, last = (max, min) if descending else (min, max)
+    return leading, None if None in starts else first(starts), None if None in stops else last(stops)
