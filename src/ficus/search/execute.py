@@ -606,9 +606,9 @@ def _walk_budget(
     chunk: int, size: int,
 ) -> ordered.Budget | None:
     """How a walk of `span` of the sort key's index may look for the chunk, or None to sort.
-    PostgreSQL weighs it from the count (the one the total needs; a bounded one without a
-    total) and the planner's estimate of the index rows walked that meet the criteria on the
-    sort parameter (the matches lie among those). SQLite always tries a walk of
+    PostgreSQL weighs it from the count (the one the total needs; without a total, `_sized`)
+    and the planner's estimate of the index rows walked that meet the criteria on the sort
+    parameter (the matches lie among those). SQLite always tries a walk of
     `ordered.SCAN_PER_MATCH` rows per match."""
     if recorder.dialect != "postgresql":
         return ordered.unestimated(chunk, size)
@@ -617,7 +617,7 @@ def _walk_budget(
         if criterion.name == key.name:
             parts = [date_condition("x.low", "x.high", value, criterion.name) for value in split_values(criterion.value)]
             conditions.append((" OR ".join(sql for sql, _ in parts), [p for _, values in parts for p in values]))
-    count = _count_matches(recorder, plan, matching) if plan.total != "none" else _counted(recorder, matching, "estimate")
+    count = _count_matches(recorder, plan, matching) if plan.total != "none" else _sized(recorder, matching)
     indexed = _planned_rows(recorder, *ordered.indexed(key, pkey, span, conditions))
     return ordered.walk_budget(count, indexed, chunk, size)
 
@@ -710,17 +710,23 @@ def _count_matches(recorder: Recorder, plan: SearchPlan, matching: Matching) -> 
 
 
 def _counted(recorder: Recorder, matching: Matching, total: str) -> int:
-    source, params = matching.rids()
     if total == "estimate" and recorder.dialect == "postgresql":
-        capped = _count_up_to(recorder, "count", matching, ESTIMATE_EXACT_BELOW)
-        if capped < ESTIMATE_EXACT_BELOW:
-            return capped
-        estimate = _planned_rows(recorder, source, params)
-        if estimate > capped:
-            return estimate
-        # fewer than the matches already seen: the planner is wrong here (ranges of dates, whose
-        # histogram is not per parameter, say), and a total known to be wrong is not given
+        sized = _sized(recorder, matching)
+        if sized != ESTIMATE_EXACT_BELOW:
+            return sized
+        # at least as many, and the planner estimates no more: it is wrong here (ranges of dates,
+        # whose histogram is not per parameter, say), and a total known to be wrong is not given
+    source, params = matching.rids()
     return recorder.rows("count", f"SELECT COUNT(*) FROM ({source}) c", params)[0][0]
+
+
+def _sized(recorder: Recorder, matching: Matching) -> int:
+    """About how many matches there are (PostgreSQL): counted up to `ESTIMATE_EXACT_BELOW`, and
+    above that the larger of that and the planner's estimate."""
+    capped = _count_up_to(recorder, "count", matching, ESTIMATE_EXACT_BELOW)
+    if capped < ESTIMATE_EXACT_BELOW:
+        return capped
+    return max(capped, _planned_rows(recorder, *matching.rids()))
 
 
 def _count_up_to(recorder: Recorder, purpose: str, matching: Matching, limit: int) -> int:

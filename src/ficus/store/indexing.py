@@ -80,11 +80,13 @@ def repeated_keys(rows: IndexRows) -> set[int]:
     (recorded in `search_repeated_key`)."""
     repeated: set[int] = set()
     for table in ORDERED_TABLES:
-        found = rows.get(table)
-        if found and len(found) > 1:
-            keys = [row[1] for row in found]
-            if len(set(keys)) < len(keys):
-                repeated.update(key for key in keys if keys.count(key) > 1)
+        found = rows[table]
+        if len(found) > 1:
+            seen: set[int] = set()
+            for row in found:
+                if row[1] in seen:
+                    repeated.add(row[1])
+                seen.add(row[1])
     return repeated
 
 
