@@ -82,6 +82,11 @@ def build(data: DataSet, ids: dict[str, list[str]], seed: int) -> list[Operation
             "search date (month)", [get(f"Observation?date={m}") for m in months], check="page"
         ),
         Operation(
+            "search sorted date (a month, _sort=-date)",
+            [get(f"Observation?date={m}&_sort=-date") for m in months],
+            check="page",
+        ),
+        Operation(
             "search token and status (medium code, status=final)",
             [get(f"Observation?code={quote(medium)}&status=final")],
             check="page",
