@@ -86,7 +86,7 @@ class Repository:
         # committed transactions that wrote each resource type, in this process: caches of what is
         # derived from stored resources (the terminology service's) compare these
         self.generations: dict[str, int] = {}
-        self.repeated_keys: set[int] = set()  # in `search_repeated_key`, as far as this process has seen
+        self.known_repeated: set[int] = set()  # keys in `search_repeated_key`, as far as this process has seen
 
     @contextmanager
     def reading(self, tx: Cursor | None = None) -> Iterator[Cursor]:
@@ -206,7 +206,7 @@ class Repository:
             writer = Writer(self, tx)
             yield writer
             writer.flush()
-        self.repeated_keys |= writer.recorded_keys
+        self.known_repeated |= writer.recorded
         for res_type in writer.written_types:
             self.generations[res_type] = next(_GENERATION)
 
@@ -223,8 +223,8 @@ class Writer:
         self.repository = repository
         self._tx = tx
         self._pending: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
-        self._repeated: set[int] = set()  # keys for `search_repeated_key`, written at the next flush
-        self.recorded_keys: set[int] = set()  # the keys flushed
+        self._unrecorded: set[int] = set()  # keys for `search_repeated_key`, written at the next flush
+        self.recorded: set[int] = set()  # the keys written
         self._rids: list[int] = []
         self.written_types: set[str] = set()
         self._now: tuple[int, str] | None = None
@@ -240,10 +240,10 @@ class Writer:
         pending, self._pending = self._pending, {}
         for (table, columns), rows in pending.items():
             self.repository.database.insert_many(self._tx, table, columns, rows)
-        if self._repeated:
-            _record_repeated(self._tx, self._repeated)
-            self.recorded_keys |= self._repeated
-            self._repeated = set()
+        if self._unrecorded:
+            _record_repeated(self._tx, self._unrecorded)
+            self.recorded |= self._unrecorded
+            self._unrecorded = set()
 
     def reserve_rids(self, count: int) -> None:
         """Allocate row ids for `count` coming creates in one round trip."""
@@ -332,7 +332,7 @@ class Writer:
                     self._buffer(f"idx_{table}", INDEX_ROW_COLUMNS[table], [(rid, res_type, *row) for row in rows])
             repeated = repeated_keys(extracted)
             if repeated:
-                self._repeated |= repeated - self.repository.repeated_keys - self.recorded_keys
+                self._unrecorded |= repeated - self.repository.known_repeated - self.recorded
         self._buffer("outbox", _OUTBOX_COLUMNS, [(rid, res_type, res_id, version, method, now)])
         return Version(res_type, res_id, version, now, method, content)
 

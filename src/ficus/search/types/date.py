@@ -53,7 +53,6 @@ def date_condition(low: str, high: str, value: str, name: str) -> Condition:
     return f"({low} <= ? AND {high} >= ?)", [end + margin, start - margin]
 
 
-
 def walk_bounds(value: str, descending: bool) -> tuple[bool, int | None, int | None]:
     """What a date criterion tells a walk of its own parameter's index in sort order (by `high`
     descending, by `low` ascending): (leading, start, stop), bounds on the walked column.
