@@ -215,3 +215,23 @@ def test_a_resource_with_several_dates_keeps_the_walk_from_starting_at_the_crite
     served = [i for page in all_pages(client, first) for i in ids(page)]
     assert served == expected_order(made, descending=True)
     assert served[0] == made[-1][0]
+
+
+def test_a_search_in_the_transaction_that_first_stores_several_dates_sorts_by_them(client: TestClient, monkeypatch) -> None:
+    """The transaction that first stores a resource with more than one date row marks the
+    parameter as it commits; a search inside that transaction already sorts by its last date."""
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "FIRST_CHUNK", 2)
+    for day in range(1, 7):
+        create(client, observation("own", {"effectiveDateTime": f"2021-06-{day:02d}"}))
+    _batch(client, [observation("other", {"effectiveDateTime": f"2021-09-{i % 28 + 1:02d}"}) for i in range(100)])
+    twice = observation("own", {"effectiveTiming": {"event": ["2021-06-03", "2021-12-20"]}})
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f9c1f0e-3f55-4d8e-9a43-4c2b1f3d8e11", "resource": twice, "request": {"method": "POST", "url": "Observation"}},
+        {"request": {"method": "GET", "url": "Observation?date=2021-06&_sort=-date&_count=3"}},
+    ]}
+    response = client.post("", json=bundle, headers=JSON)
+    assert response.status_code == 200, response.text
+    created, searched = response.json()["entry"]
+    assert ids(searched["resource"])[0] == created["response"]["location"].split("/")[1]

@@ -155,6 +155,7 @@ def search(interactions: Interactions, request: FhirRequest, scope: Scope, write
         compartment=_compartment(definitions, scope, types, restriction),
         snapshot=False if "_explain" in control else "ask",
         confine=confine, viewer=(request.caller.patient, *sorted(request.caller.scopes)) if confine else (),
+        repeated=frozenset(writer.repeated) if writer else frozenset(),
     )
     repository = interactions.repository
     dialect = repository.database.dialect

@@ -154,6 +154,7 @@ class SearchPlan:
     snapshot: bool | str = False
     confine: Confinement | None = None  # what chains, _has and _list may look at (the policy's)
     viewer: tuple = ()  # whom `confine` is for: part of a snapshot's fingerprint
+    repeated: frozenset[int] = frozenset()  # keys of `search_repeated_key` the search's own transaction adds
 
 
 @dataclass
@@ -590,14 +591,16 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
     first, last = (min, max) if key.descending else (max, min)  # the narrowest of each
     starts = [start for _, start, _ in bounds if start is not None]
     stops = [stop for _, _, stop in bounds if stop is not None]
-    start = first(starts) if starts and not _repeated(recorder, pkey) else None
+    start = first(starts) if starts and not _repeated(recorder, plan, pkey) else None
     if start is None and not all(leading for leading, _, _ in bounds):
         return None
     return ordered.Span(start, last(stops) if stops else None)
 
 
-def _repeated(recorder: Recorder, pkey: int) -> bool:
+def _repeated(recorder: Recorder, plan: SearchPlan, pkey: int) -> bool:
     """Whether some resource has more than one index row of the parameter `pkey`."""
+    if pkey in plan.repeated:
+        return True
     return bool(recorder.rows("repeated", "SELECT COUNT(*) FROM search_repeated_key WHERE pkey = ?", [pkey])[0][0])
 
 

@@ -189,11 +189,11 @@ class Repository:
                     for table, index_rows in extracted.items():
                         inserts[table].extend((rid, row_type, *row) for row in index_rows)
                     repeated |= repeated_keys(extracted)
-                _record_repeated(tx, repeated)
                 for table in INDEX_TABLES:
                     tx.execute(f"DELETE FROM idx_{table} WHERE rid IN ({marks})", rids)
                     if inserts[table]:
                         self.database.insert_many(tx, f"idx_{table}", INDEX_ROW_COLUMNS[table], inserts[table])
+                _record_repeated(tx, repeated)
             done += len(rows)
             after = rids[-1]
             if progress is not None:
@@ -206,7 +206,8 @@ class Repository:
             writer = Writer(self, tx)
             yield writer
             writer.flush()
-        self.known_repeated |= writer.recorded
+            _record_repeated(tx, writer.repeated)  # last: see `_record_repeated`
+        self.known_repeated |= writer.repeated
         for res_type in writer.written_types:
             self.generations[res_type] = next(_GENERATION)
 
@@ -223,8 +224,7 @@ class Writer:
         self.repository = repository
         self._tx = tx
         self._pending: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
-        self._unrecorded: set[int] = set()  # keys for `search_repeated_key`, written at the next flush
-        self.recorded: set[int] = set()  # the keys written
+        self.repeated: set[int] = set()  # new keys for `search_repeated_key`, written as the transaction ends
         self._rids: list[int] = []
         self.written_types: set[str] = set()
         self._now: tuple[int, str] | None = None
@@ -240,10 +240,6 @@ class Writer:
         pending, self._pending = self._pending, {}
         for (table, columns), rows in pending.items():
             self.repository.database.insert_many(self._tx, table, columns, rows)
-        if self._unrecorded:
-            _record_repeated(self._tx, self._unrecorded)
-            self.recorded |= self._unrecorded
-            self._unrecorded = set()
 
     def reserve_rids(self, count: int) -> None:
         """Allocate row ids for `count` coming creates in one round trip."""
@@ -332,13 +328,17 @@ class Writer:
                     self._buffer(f"idx_{table}", INDEX_ROW_COLUMNS[table], [(rid, res_type, *row) for row in rows])
             repeated = repeated_keys(extracted)
             if repeated:
-                self._unrecorded |= repeated - self.repository.known_repeated - self.recorded
+                self.repeated |= repeated - self.repository.known_repeated
         self._buffer("outbox", _OUTBOX_COLUMNS, [(rid, res_type, res_id, version, method, now)])
         return Version(res_type, res_id, version, now, method, content)
 
 
 def _record_repeated(tx: Cursor, keys: set[int]) -> None:
-    """Add `keys` to `search_repeated_key` (see its migration)."""
+    """Add `keys` to `search_repeated_key` (see its migration), in the transaction that writes
+    the rows. A new key is locked until that transaction commits, so it is written last, the
+    keys in order: two transactions that add the same keys then wait for each other at most
+    once, and never each for the other. (Searches inside the transaction see its keys in
+    `Writer.repeated` until then.)"""
     if keys:
         tx.executemany(
             "INSERT INTO search_repeated_key (pkey) VALUES (?) ON CONFLICT (pkey) DO NOTHING", [(key,) for key in sorted(keys)],
