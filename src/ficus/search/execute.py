@@ -66,7 +66,7 @@ from ficus.search.types.base import Condition
 from ficus.search.types.date import date_condition, walk_bounds
 from ficus.spec import Definitions
 from ficus.store.database import Cursor as DbCursor
-from ficus.store.indexing import param_key
+from ficus.store.indexing import RESOURCE_COLUMN_PARAMETERS, param_key
 from ficus.store.repository import Version
 
 ESTIMATE_EXACT_BELOW = 1000
@@ -260,7 +260,8 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
         stored = stored_types(recorder)
         types = [t for t in types if t in stored] if types is not None else sorted(stored)
     if types is not None and len(types) == 1:
-        conditions = _compile_criteria(definitions, types[0], plan.criteria, plan.confine)
+        one_row = _one_row(recorder, definitions, plan, types[0])
+        conditions = _compile_criteria(definitions, types[0], plan.criteria, plan.confine, one_row)
         if plan.compartment is not None:
             conditions.append(_compartment_condition(*plan.compartment))
         selects, others = split_rid_selects(conditions)
@@ -300,6 +301,17 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
     return Matching(where, params)
 
 
+def _one_row(recorder: Recorder, definitions: Definitions, plan: SearchPlan, res_type: str) -> frozenset[str]:
+    """The date, number and quantity parameters with several criteria that one index row can
+    meet together (`compile_criteria`): those of which no resource has more than one row."""
+    names = [
+        criterion.name for criterion in plan.criteria
+        if criterion.name not in RESOURCE_COLUMN_PARAMETERS and _ranges(definitions, res_type, criterion)
+    ]
+    several = {name for name in names if names.count(name) > 1}
+    return frozenset(name for name in several if not _repeated(recorder, plan, param_key(res_type, name)))
+
+
 def _ranges(definitions: Definitions, res_type: str, criterion: Criterion) -> bool:
     """Whether `criterion` compares a date, number or quantity (a range of its index)."""
     param = definitions.search_parameters_for(res_type).get(criterion.name)
@@ -322,10 +334,13 @@ def _build_where(definitions: Definitions, res_type: str, criteria: list[Criteri
     return where, [res_type, False, *(p for _, values in conditions for p in values)]
 
 
-def _compile_criteria(definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None) -> list[Condition]:
+def _compile_criteria(
+    definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None,
+    one_row: frozenset[str] = frozenset(),
+) -> list[Condition]:
     """`compile_criteria`, making sure a failure names the parameter whose value caused it."""
     try:
-        return compile_criteria(definitions, res_type, criteria, confine)
+        return compile_criteria(definitions, res_type, criteria, confine, one_row=one_row)
     except FhirError as error:
         if all(issue.expression for issue in error.issues):
             raise

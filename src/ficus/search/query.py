@@ -72,13 +72,22 @@ def build_where(
 
 def compile_criteria(
     definitions: Definitions, res_type: str, criteria: list[Criterion], confine: Confinement | None = None,
-    confine_matches: bool = False,
+    confine_matches: bool = False, one_row: frozenset[str] = frozenset(),
 ) -> list[Condition]:
     """One condition on `resource r` per criterion that has a value (see `build_where`), and
-    with `confine_matches` the confinement of the matches themselves."""
+    with `confine_matches` the confinement of the matches themselves. The criteria without
+    modifiers on a parameter named in `one_row` (one no resource has more than one index row
+    of) are one condition, met by one row: two dates bounding a range read that range alone."""
     compiler = Compiler(definitions, confine)
     target = Target("r", res_type)
-    compiled = (_compile(compiler, target, criterion) for criterion in criteria)
+    together = [c for c in criteria if c.name in one_row and c.modifier is None and c.value and "\x00" not in c.value]
+    compiled = []
+    for criterion in criteria:
+        if criterion not in together:
+            compiled.append(_compile(compiler, target, criterion))
+        elif criterion is next(c for c in together if c.name == criterion.name):
+            values = [c.value for c in together if c.name == criterion.name]
+            compiled.append(compiler.one_row(target, criterion.name, values))
     conditions = [condition for condition in compiled if condition is not None]
     if confine_matches:
         narrowed = confined(compiler, target)
@@ -231,6 +240,13 @@ class Compiler:
         if param is None or kind is None:
             raise unsupported(name, f"Unknown or unsupported search parameter '{key.code}' for {target.res_type}")
         return kind.condition(self, target, param, key.modifier, value, name)
+
+    def one_row(self, target: Target, code: str, values: list[str]) -> Condition:
+        """Criteria `code=value` for each of `values`, met by one index row (`compile_criteria`)."""
+        param = self.parameters(target.res_type)[code]
+        kind = self.search_type(param)
+        assert kind is not None
+        return kind.one_row_condition(self, target, param, values, code)
 
     def needs_resource_row(self, key: Key) -> bool:
         """Whether `key` reads columns of `resource` (res_id, last_updated) rather than only

@@ -63,12 +63,29 @@ class SearchType:
         if modifier == "missing":
             return missing(ctx, target, self.table, pkey, value, name)
         alias = ctx.alias("i")
+        sql, params = self._alternatives(ctx, alias, param, modifier, value, name)
+        return rows_exist(target, self.table, alias, pkey, sql, params)
+
+    def one_row_condition(self, ctx: Context, target: Target, param: SearchParameter, values: list[str], name: str) -> Condition:
+        """Several criteria without modifiers (`values`: each one's value) met by one index row:
+        the same as each met by some row, for a parameter of which no resource has more than one."""
+        self.check(param, None, name)
+        alias = ctx.alias("i")
+        parts, params = [], []
+        for value in values:
+            sql, found = self._alternatives(ctx, alias, param, None, value, name)
+            parts.append(f"({sql})")
+            params.extend(found)
+        return rows_exist(target, self.table, alias, param_key(target.res_type, param.code), " AND ".join(parts), params)
+
+    def _alternatives(self, ctx: Context, alias: str, param: SearchParameter, modifier: str | None, value: str, name: str) -> Condition:
+        """The OR of a value's comma-separated alternatives on the index row `alias`."""
         parts, params = [], []
         for alternative in split_values(value):
             sql, values = self.match(ctx, alias, param, modifier, alternative, name)
             parts.append(sql)
             params.extend(values)
-        return rows_exist(target, self.table, alias, pkey, " OR ".join(parts), params)
+        return " OR ".join(parts), params
 
     def match(self, ctx: Context, alias: str, param: SearchParameter, modifier: str | None, value: str, name: str) -> Condition:
         """One alternative, as a condition on the index row `alias`."""
