@@ -595,21 +595,25 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
     """The part of the sort key's index a walk reads, or None when a walk does not suit the
     criteria on the sort parameter itself. Those put their matches together in the order, not
     spread over it: a walk suits them where they begin at the first rows (`ge` a date, sorted
-    descending), or where it can start at their first row (a month; only when no resource has
-    more than one row of the parameter); and it stops past their last (`date.walk_bounds`)."""
+    descending), where it can start at their first row (a month; only when no resource has
+    more than one row of the parameter), or where they begin about a known row (`le` a date,
+    sorted descending: rows after it match only if they reach across it); and it stops past
+    their last (`date.walk_bounds`)."""
     own = [criterion for criterion in plan.criteria if criterion.name == key.name]
     if not own:
         return ordered.Span()
     if key.index is None or key.index[0] != "idx_date" or any(criterion.modifier for criterion in own):
         return None
     bounds = [walk_bounds(criterion.value, key.descending) for criterion in own]
-    first, last = (min, max) if key.descending else (max, min)  # the narrowest of each
-    starts = [start for _, start, _ in bounds if start is not None]
-    stops = [stop for _, _, stop in bounds if stop is not None]
-    start = first(starts) if starts and not _repeated(recorder, plan, pkey) else None
-    if start is None and not all(leading for leading, _, _ in bounds):
+    if not all(leading or approach is not None for leading, _, approach, _ in bounds):
         return None
-    return ordered.Span(start, last(stops) if stops else None)
+    first, last = (min, max) if key.descending else (max, min)  # the narrowest of each
+    starts = [start for _, start, _, _ in bounds if start is not None]
+    approaches = [approach for leading, _, approach, _ in bounds if not leading]
+    stops = [stop for _, _, _, stop in bounds if stop is not None]
+    start = first(starts) if starts and not _repeated(recorder, plan, pkey) else None
+    approach = first(approaches) if approaches else None
+    return ordered.Span(start, last(stops) if stops else None, None if approach == start else approach)
 
 
 def _repeated(recorder: Recorder, plan: SearchPlan, pkey: int) -> bool:
@@ -637,7 +641,11 @@ def _walk_budget(
             conditions.append((" OR ".join(sql for sql, _ in parts), [p for _, values in parts for p in values]))
     count = _count_matches(recorder, plan, matching) if plan.total != "none" else _sized(recorder, matching)
     indexed = _planned_rows(recorder, *ordered.indexed(key, pkey, span, conditions))
-    return ordered.walk_budget(count, indexed, chunk, size)
+    before = 0
+    if span.approach is not None:  # the rows the walk reads before it nears the matches
+        ahead = f"x.{key.index[1]} {'>' if key.descending else '<'} ?"
+        before = _planned_rows(recorder, *ordered.indexed(key, pkey, span, [(ahead, [span.approach])]))
+    return ordered.walk_budget(count, indexed, chunk, size, before)
 
 
 def _snapshot_rows(

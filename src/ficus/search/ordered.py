@@ -54,10 +54,12 @@ def unestimated(chunk: int, size: int) -> Budget:
 @dataclass(frozen=True)
 class Span:
     """The part of the sort key's index a walk reads, in walk order: from `start` (None: the
-    first row) to `stop` (None: the last)."""
+    first row) to `stop` (None: the last). Criteria on the sort parameter may put most of their
+    matches past `approach`: the walk reads the rows before it too, and its budget counts them."""
 
     start: int | None = None
     stop: int | None = None
+    approach: int | None = None
 
 
 def walked(key: SortKey, pkey: int, span: Span) -> Condition:
@@ -87,13 +89,13 @@ def indexed(key: SortKey, pkey: int, span: Span, conditions: list[Condition]) ->
     return f"SELECT x.rid FROM {key.index[0]} x WHERE {sql}", params
 
 
-def walk_budget(matches: int, indexed: int, chunk: int, size: int) -> Budget | None:
+def walk_budget(matches: int, indexed: int, chunk: int, size: int, before: int = 0) -> Budget | None:
     """The cheapest way to the next `chunk` after `size` entries for `matches` spread over
-    `indexed` index rows: a walk that looks each row up, one that hashes the matches first, or
-    (None) the sort."""
+    `indexed` index rows, after `before` rows that hold few: a walk that looks each row up, one
+    that hashes the matches first, or (None) the sort."""
     if matches <= 0:
         return None
-    expected = -(-(size + chunk) * max(indexed, 1) // matches)  # rows read, if matches spread evenly
+    expected = before - (-(size + chunk) * max(indexed, 1) // matches)  # rows read, if matches spread evenly
     looked_up, hashed, sorted_ = expected * PROBE_COST, matches * HASH_COST + expected, matches * KEY_COST
     if sorted_ <= min(looked_up, hashed):
         return None

@@ -53,22 +53,23 @@ def date_condition(low: str, high: str, value: str, name: str) -> Condition:
     return f"({low} <= ? AND {high} >= ?)", [end + margin, start - margin]
 
 
-def walk_bounds(value: str, descending: bool) -> tuple[bool, int | None, int | None]:
+def walk_bounds(value: str, descending: bool) -> tuple[bool, int | None, int | None, int | None]:
     """What a date criterion tells a walk of its own parameter's index in sort order (by `high`
-    descending, by `low` ascending): (leading, start, stop), bounds on the walked column.
-    `stop`: no match sorts past it, since a resource sorts by its most extreme row, never after
-    a matching one. `start`: no row before it matches, so no resource with a single row of the
-    parameter sorts before it (the caller checks that there are only such). `leading`: the
-    first rows of the order match (descending `gt`, `ge`, `sa`; ascending `lt`, `le`, `eb`),
-    where a walk from the first row finds them at once."""
-    leading, starts, stops = False, [], []
+    descending, by `low` ascending): (leading, start, approach, stop), values of the walked
+    column. `stop`: no match sorts past it, since a resource sorts by its most extreme row,
+    never after a matching one. `start`: no row before it matches, so no resource with a single
+    row of the parameter sorts before it (the caller checks that there are only such). `approach`:
+    before it only rows that reach across it match (a period), so the matches begin about there
+    (`start` where there is one). `leading`: the first rows of the order match (descending `gt`,
+    `ge`, `sa`; ascending `lt`, `le`, `eb`), where a walk from the first row finds them at once."""
+    leading, starts, approaches, stops = False, [], [], []
     for alternative in split_values(value):
         prefix, text = split_prefix(alternative)
         found = date_range(text.replace(" ", "+"))
         if found is None:
-            return False, None, None
+            return False, None, None, None
         near, far = (found[1], found[0]) if descending else found  # the search range's ends, in walk order
-        start = stop = None
+        start = approach = stop = None
         if prefix == "eq":
             start, stop = near, far
         elif prefix == ("eb" if descending else "sa"):
@@ -77,8 +78,17 @@ def walk_bounds(value: str, descending: bool) -> tuple[bool, int | None, int | N
             stop = far
         elif prefix in (("gt", "sa") if descending else ("lt", "eb")):
             stop = near
+        elif prefix == ("le" if descending else "ge"):
+            approach = near
+        elif prefix == ("lt" if descending else "gt"):
+            approach = far
         leading = leading or prefix in (("gt", "ge", "sa") if descending else ("lt", "le", "eb"))
         starts.append(start)
+        approaches.append(approach if start is None else start)
         stops.append(stop)
     first, last = (max, min) if descending else (min, max)
-    return leading, None if None in starts else first(starts), None if None in stops else last(stops)
+
+    def widest(values: list[int | None], pick) -> int | None:
+        return None if None in values else pick(values)
+
+    return leading, widest(starts, first), widest(approaches, first), widest(stops, last)
