@@ -265,3 +265,37 @@ def test_a_search_in_the_transaction_that_first_stores_several_dates_sorts_by_th
     assert response.status_code == 200, response.text
     created, searched = response.json()["entry"]
     assert ids(searched["resource"])[0] == created["response"]["location"].split("/")[1]
+
+
+def test_dates_sorted_on_their_own_parameter_alone_read_the_rows_that_meet_them_in_order(client: TestClient, monkeypatch) -> None:
+    """With criteria on the sorted date alone, and no resource with more than one date, the
+    index rows that meet the criteria are the matches: read in the order of the sort, any
+    prefix (`ne` too), several criteria together."""
+    from ficus.search import snapshot
+
+    monkeypatch.setattr(snapshot, "FIRST_CHUNK", 4)
+    read: list = []
+    real = ordered.rows_meeting
+
+    def recording(*args, **kwargs):
+        read.append(real(*args, **kwargs))
+        return read[-1]
+
+    monkeypatch.setattr(ordered, "rows_meeting", recording)
+    rng = random.Random(5)
+    days = [f"2021-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}" for _ in range(90)]
+    made = [(create(client, observation("any", {"effectiveDateTime": day}))["id"], day) for day in days]
+    queries = {
+        (("ne2021-06",), "-date"): lambda day: not day.startswith("2021-06"),
+        (("le2021-03-31",), "-date"): lambda day: day <= "2021-03-31",
+        (("ge2021-10-01",), "date"): lambda day: day >= "2021-10-01",
+        (("ge2021-04-01", "lt2021-07-01"), "-date"): lambda day: "2021-04-01" <= day < "2021-07-01",
+        (("2021-08",), "date"): lambda day: day.startswith("2021-08"),
+    }
+    for (values, sort), matches in queries.items():
+        wanted = [(res_id, [day]) for res_id, day in made if matches(day)]
+        read.clear()
+        first = get(client, "Observation", date=list(values), _sort=sort, _count="3")
+        served = [i for page in all_pages(client, first) for i in ids(page)]
+        assert served == expected_order(wanted, sort.startswith("-")), (values, sort)
+        assert read, (values, sort)

@@ -568,6 +568,8 @@ def _next_chunk(
     if len(keys) == 1 and keys[0].index is not None and matching.res_type is not None:
         pkey = param_key(matching.res_type, keys[0].name)
         span = _walk_span(recorder, plan, keys[0], pkey)
+        if span is not None and span.alone:
+            return chunk, ordered.rows_meeting(recorder, keys[0], pkey, span, _own_conditions(plan, keys[0]), stored, chunk), []
         budget = None if span is None else _walk_budget(recorder, plan, matching, keys[0], pkey, span, chunk, size)
         if span is not None and budget is not None:
             matches = matching.rids()
@@ -598,22 +600,39 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
     descending), where it can start at their first row (a month; only when no resource has
     more than one row of the parameter), or where they begin about a known row (`le` a date,
     sorted descending: rows after it match only if they reach across it); and it stops past
-    their last (`date.walk_bounds`)."""
+    their last (`date.walk_bounds`). When they are the only criteria and no resource has more
+    than one row, the rows that meet them are the matches (`Span.alone`)."""
     own = [criterion for criterion in plan.criteria if criterion.name == key.name]
     if not own:
         return ordered.Span()
     if key.index is None or key.index[0] != "idx_date" or any(criterion.modifier for criterion in own):
         return None
     bounds = [walk_bounds(criterion.value, key.descending) for criterion in own]
-    if not all(leading or approach is not None for leading, _, approach, _ in bounds):
-        return None
     first, last = (min, max) if key.descending else (max, min)  # the narrowest of each
     starts = [start for _, start, _, _ in bounds if start is not None]
-    approaches = [approach for leading, _, approach, _ in bounds if not leading]
     stops = [stop for _, _, _, stop in bounds if stop is not None]
-    start = first(starts) if starts and not _repeated(recorder, plan, pkey) else None
+    stop = last(stops) if stops else None
+    alone = len(own) == len(plan.criteria) and plan.compartment is None
+    single = (bool(starts) or alone) and not _repeated(recorder, plan, pkey)
+    start = first(starts) if starts and single else None
+    if alone and single:
+        return ordered.Span(start, stop, alone=True)
+    if not all(leading or approach is not None for leading, _, approach, _ in bounds):
+        return None
+    approaches = [approach for leading, _, approach, _ in bounds if not leading]
     approach = first(approaches) if approaches else None
-    return ordered.Span(start, last(stops) if stops else None, None if approach == start else approach)
+    return ordered.Span(start, stop, None if approach == start else approach)
+
+
+def _own_conditions(plan: SearchPlan, key: SortKey) -> list[Condition]:
+    """The criteria on the sort parameter (dates: `_walk_span`) as conditions on the index row
+    `x`, each the OR of its values."""
+    conditions = []
+    for criterion in plan.criteria:
+        if criterion.name == key.name:
+            parts = [date_condition("x.low", "x.high", value, criterion.name) for value in split_values(criterion.value)]
+            conditions.append((" OR ".join(sql for sql, _ in parts), [p for _, values in parts for p in values]))
+    return conditions
 
 
 def _repeated(recorder: Recorder, plan: SearchPlan, pkey: int) -> bool:
@@ -634,11 +653,7 @@ def _walk_budget(
     `ordered.SCAN_PER_MATCH` rows per match."""
     if recorder.dialect != "postgresql":
         return ordered.unestimated(chunk, size)
-    conditions = []  # on the sort parameter (dates: `_walk_span`), each the OR of its values
-    for criterion in plan.criteria:
-        if criterion.name == key.name:
-            parts = [date_condition("x.low", "x.high", value, criterion.name) for value in split_values(criterion.value)]
-            conditions.append((" OR ".join(sql for sql, _ in parts), [p for _, values in parts for p in values]))
+    conditions = _own_conditions(plan, key)
     count = _count_matches(recorder, plan, matching) if plan.total != "none" else _sized(recorder, matching)
     indexed = _planned_rows(recorder, *ordered.indexed(key, pkey, span, conditions))
     before = 0

@@ -60,6 +60,7 @@ class Span:
     start: int | None = None
     stop: int | None = None
     approach: int | None = None
+    alone: bool = False  # the rows that meet the criteria are the matches: `rows_meeting`
 
 
 def walked(key: SortKey, pkey: int, span: Span) -> Condition:
@@ -87,6 +88,24 @@ def indexed(key: SortKey, pkey: int, span: Span, conditions: list[Condition]) ->
     for condition, values in conditions:
         sql, params = f"{sql} AND ({condition})", [*params, *values]
     return f"SELECT x.rid FROM {key.index[0]} x WHERE {sql}", params
+
+
+def rows_meeting(
+    recorder: Recorder, key: SortKey, pkey: int, span: Span, conditions: list[Condition], snapshot: int | None,
+    chunk: int,
+) -> list[int]:
+    """The rids of the first `chunk` matches in the order of `key`, leaving out the entries of
+    `snapshot`, where the matches are the rows of `span` that meet `conditions` (criteria on
+    the sort parameter alone, which no resource has more than one row of): the index read in
+    order, each row tested by itself."""
+    assert key.index is not None
+    sql, params = indexed(key, pkey, span, conditions)
+    if snapshot is not None:
+        sql += " AND x.rid NOT IN (SELECT e.rid FROM search_snapshot_entry e WHERE e.snapshot = ?)"
+        params.append(snapshot)
+    direction = "DESC" if key.descending else "ASC"
+    rows = recorder.rows("chunk-rows", f"{sql} ORDER BY x.{key.index[1]} {direction}, x.rid LIMIT ?", [*params, chunk])
+    return [row[0] for row in rows]
 
 
 def walk_budget(matches: int, indexed: int, chunk: int, size: int, before: int = 0) -> Budget | None:
