@@ -291,6 +291,7 @@ def test_dates_sorted_on_their_own_parameter_alone_read_the_rows_that_meet_them_
         (("ge2021-10-01",), "date"): lambda day: day >= "2021-10-01",
         (("ge2021-04-01", "lt2021-07-01"), "-date"): lambda day: "2021-04-01" <= day < "2021-07-01",
         (("2021-08",), "date"): lambda day: day.startswith("2021-08"),
+        (("2021-08", ""), "-date"): lambda day: day.startswith("2021-08"),  # an empty value is no criterion
     }
     for (values, sort), matches in queries.items():
         wanted = [(res_id, [day]) for res_id, day in made if matches(day)]

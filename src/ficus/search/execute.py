@@ -602,7 +602,7 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
     sorted descending: rows after it match only if they reach across it); and it stops past
     their last (`date.walk_bounds`). When they are the only criteria and no resource has more
     than one row, the rows that meet them are the matches (`Span.alone`)."""
-    own = [criterion for criterion in plan.criteria if criterion.name == key.name]
+    own = [criterion for criterion in plan.criteria if criterion.name == key.name and criterion.value]
     if not own:
         return ordered.Span()
     if key.index is None or key.index[0] != "idx_date" or any(criterion.modifier for criterion in own):
@@ -612,7 +612,7 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
     starts = [start for _, start, _, _ in bounds if start is not None]
     stops = [stop for _, _, _, stop in bounds if stop is not None]
     stop = last(stops) if stops else None
-    alone = len(own) == len(plan.criteria) and plan.compartment is None
+    alone = all(criterion in own for criterion in plan.criteria if criterion.value) and plan.compartment is None
     single = (bool(starts) or alone) and not _repeated(recorder, plan, pkey)
     start = first(starts) if starts and single else None
     if alone and single:
@@ -626,10 +626,10 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
 
 def _own_conditions(plan: SearchPlan, key: SortKey) -> list[Condition]:
     """The criteria on the sort parameter (dates: `_walk_span`) as conditions on the index row
-    `x`, each the OR of its values."""
+    `x`, each the OR of its values (an empty one is no criterion)."""
     conditions = []
     for criterion in plan.criteria:
-        if criterion.name == key.name:
+        if criterion.name == key.name and criterion.value:
             parts = [date_condition("x.low", "x.high", value, criterion.name) for value in split_values(criterion.value)]
             conditions.append((" OR ".join(sql for sql, _ in parts), [p for _, values in parts for p in values]))
     return conditions
