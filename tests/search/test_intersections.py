@@ -89,3 +89,20 @@ def test_two_dates_bounding_a_range_are_read_as_one_range_until_a_resource_has_t
                             "effectiveTiming": {"event": ["2021-02-01", "2021-04-30"]}})["id"]
     assert found() == sorted([*(i for i, month in days.items() if month == 3), period, twice])
     assert _page_sql(client, date=march["date"]).count("FROM idx_date") == 2
+
+
+def test_two_quantity_criteria_on_one_parameter_are_one_range_of_its_rows(client_with) -> None:
+    """`value-quantity=gt5&value-quantity=lt10`: each Observation has one quantity, so one row
+    meets both criteria, and the index reads the rows between the two."""
+    client = client_with(explain=True)
+    values = {create(client, {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                              "valueQuantity": {"value": value, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}})["id"]: value
+              for value in range(1, 16)}
+    response = client.get("Observation", params={"value-quantity": ["gt5", "lt10"], "_count": "50"})
+    assert response.status_code == 200, response.text
+    assert sorted(e["resource"]["id"] for e in response.json()["entry"]) == sorted(i for i, v in values.items() if 5 < v < 10)
+    explained = get(client, "Observation", **{"value-quantity": ["gt5", "lt10"]}, _explain="true")
+    page = next(p for p in explained["parameter"] if p["name"] == "statement"
+                and any(part.get("valueString") == "page" for part in p["part"]))
+    sql = next(part["valueString"] for part in page["part"] if part["name"] == "sql")
+    assert sql.count("FROM idx_quantity") == 1
