@@ -14,18 +14,23 @@ from ficus.search import ordered
 from tests.search.test_results_snapshot import JSON, all_pages, create, get, ids
 
 
-@pytest.fixture
-def walks(monkeypatch) -> list:
-    """What each walk returned (a list of rids, or None when it gave up)."""
+def recorded(monkeypatch, name: str) -> list:
+    """What each call of `ordered.<name>` returns, from now on."""
     returned: list = []
-    real = ordered.first_matches
+    real = getattr(ordered, name)
 
     def recording(*args, **kwargs):
         returned.append(real(*args, **kwargs))
         return returned[-1]
 
-    monkeypatch.setattr(ordered, "first_matches", recording)
+    monkeypatch.setattr(ordered, name, recording)
     return returned
+
+
+@pytest.fixture
+def walks(monkeypatch) -> list:
+    """What each walk returned (a list of rids, or None when it gave up)."""
+    return recorded(monkeypatch, "first_matches")
 
 
 @pytest.fixture(params=["looked-up", "hashed"])
@@ -274,14 +279,7 @@ def test_dates_sorted_on_their_own_parameter_alone_read_the_rows_that_meet_them_
     from ficus.search import snapshot
 
     monkeypatch.setattr(snapshot, "FIRST_CHUNK", 4)
-    read: list = []
-    real = ordered.rows_meeting
-
-    def recording(*args, **kwargs):
-        read.append(real(*args, **kwargs))
-        return read[-1]
-
-    monkeypatch.setattr(ordered, "rows_meeting", recording)
+    read = recorded(monkeypatch, "rows_meeting")
     rng = random.Random(5)
     days = [f"2021-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}" for _ in range(90)]
     made = [(create(client, observation("any", {"effectiveDateTime": day}))["id"], day) for day in days]
