@@ -247,6 +247,7 @@ class Matching:
     # one date, number or quantity criterion: its page is planned for its values, which reads a
     # narrow range and walks rids past a wide one (a generic plan sorts a year of dates)
     ranged: bool = False
+    one_row: frozenset[str] = frozenset()  # parameters known to have one index row a resource (`_one_row`)
 
     def rids(self) -> Condition:
         """A `SELECT` of the matching rids, each once (`match_rids`)."""
@@ -271,7 +272,7 @@ def _matching(recorder: Recorder, definitions: Definitions, plan: SearchPlan) ->
         where = " AND ".join(["r.res_type = ?", "r.deleted = ?", *(sql for sql, _ in conditions)])
         params = [types[0], False, *(p for _, values in conditions for p in values)]
         ranged = len(plan.criteria) == 1 and len(selects) == 1 and not others and _ranges(definitions, types[0], plan.criteria[0])
-        return Matching(where, params, types[0], selects, others, probed=probed, ranged=ranged)
+        return Matching(where, params, types[0], selects, others, probed=probed, ranged=ranged, one_row=one_row)
     if plan.criteria:
         # Conditions with index subqueries: one UNION ALL branch per type, each planned on its
         # own indexes (an OR of IN-subqueries makes the planners scan `resource`). Plain column
@@ -567,7 +568,7 @@ def _next_chunk(
     chunk = snapshot.chunk_after(size)
     if len(keys) == 1 and keys[0].index is not None and matching.res_type is not None:
         pkey = param_key(matching.res_type, keys[0].name)
-        span = _walk_span(recorder, plan, keys[0], pkey)
+        span = _walk_span(recorder, plan, matching, keys[0], pkey)
         if span is not None and span.alone:
             return chunk, ordered.rows_meeting(recorder, keys[0], pkey, span, _own_conditions(plan, keys[0]), stored, chunk), []
         budget = None if span is None else _walk_budget(recorder, plan, matching, keys[0], pkey, span, chunk, size)
@@ -593,7 +594,7 @@ def _next_chunk(
     return chunk, numbered, [*params, chunk]
 
 
-def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) -> ordered.Span | None:
+def _walk_span(recorder: Recorder, plan: SearchPlan, matching: Matching, key: SortKey, pkey: int) -> ordered.Span | None:
     """The part of the sort key's index a walk reads, or None when a walk does not suit the
     criteria on the sort parameter itself. Those put their matches together in the order, not
     spread over it: a walk suits them where they begin at the first rows (`ge` a date, sorted
@@ -613,7 +614,7 @@ def _walk_span(recorder: Recorder, plan: SearchPlan, key: SortKey, pkey: int) ->
     stops = [stop for _, _, _, stop in bounds if stop is not None]
     stop = last(stops) if stops else None
     alone = all(criterion in own for criterion in plan.criteria if criterion.value) and plan.compartment is None
-    single = (bool(starts) or alone) and not _repeated(recorder, plan, pkey)
+    single = (bool(starts) or alone) and (key.name in matching.one_row or not _repeated(recorder, plan, pkey))
     start = first(starts) if starts and single else None
     if alone and single:
         return ordered.Span(start, stop, alone=True)
